@@ -1,0 +1,227 @@
+//! The [`Locator`]: asks every source for every username variant at once, under one deadline, and
+//! merges what they found.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde::Serialize;
+use tokio::time::{timeout_at, Instant};
+
+use crate::model::Device;
+use crate::source::{LocationSource, SourceAnswer, SourceError};
+
+/// A username as a requester typed it, checked to be usable in a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+/// Why a query is not a username.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUsername {
+    /// Nothing was typed.
+    #[error("no username given")]
+    Empty,
+    /// Spaces: a full name, which needs the directory.
+    #[error("{0:?} looks like a full name; ask for a username (full names need a directory)")]
+    FullName(String),
+    /// Control characters or an absurd length.
+    #[error("{0:?} is not a valid username")]
+    Invalid(String),
+}
+
+impl Username {
+    /// Longest username accepted.
+    pub const MAX_LEN: usize = 256;
+
+    /// Checks a typed username: trimmed, non-empty, one word, printable.
+    pub fn parse(text: &str) -> Result<Username, InvalidUsername> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(InvalidUsername::Empty);
+        }
+        let shown: String = text.chars().take(64).collect();
+        if text.chars().count() > Self::MAX_LEN || text.chars().any(char::is_control) {
+            return Err(InvalidUsername::Invalid(shown.escape_default().to_string()));
+        }
+        if text.chars().any(char::is_whitespace) {
+            return Err(InvalidUsername::FullName(shown));
+        }
+        Ok(Username(text.to_owned()))
+    }
+
+    /// The username.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How lookups are run.
+#[derive(Debug, Clone)]
+pub struct LocatorSettings {
+    /// Templates with `{user}`, e.g. `["{user}", "CORP\\{user}"]`.
+    pub username_variants: Vec<String>,
+    /// The whole lookup's deadline: no answer waits longer for any source.
+    pub deadline: Duration,
+    /// Devices last heard longer ago are marked stale.
+    pub max_age: Duration,
+}
+
+/// A source that failed during a lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceFailure {
+    /// The source's name.
+    pub source: String,
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+/// The merged answer of one lookup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Lookup {
+    /// Devices, most recently seen first, one per MAC.
+    pub devices: Vec<Device>,
+    /// Sources that failed (their devices, if any variant answered, are still in `devices`).
+    pub errors: Vec<SourceFailure>,
+}
+
+impl Lookup {
+    /// True when at least one source answered (so "not found" is trustworthy).
+    pub fn any_source_answered(&self, source_count: usize) -> bool {
+        self.errors.len() < source_count
+    }
+}
+
+/// Fans a lookup out over every source and username variant.
+pub struct Locator {
+    sources: Vec<Arc<dyn LocationSource>>,
+    settings: LocatorSettings,
+}
+
+impl Locator {
+    /// A locator over `sources`, in configuration order (the order breaks final ties).
+    pub fn new(sources: Vec<Arc<dyn LocationSource>>, settings: LocatorSettings) -> Locator {
+        Locator { sources, settings }
+    }
+
+    /// The configured sources.
+    pub fn sources(&self) -> &[Arc<dyn LocationSource>] {
+        &self.sources
+    }
+
+    /// The identities to ask for: each variant with the username filled in, without repeats. A username
+    /// typed with a domain (`CORP\jdoe`) is asked as typed only.
+    pub fn identities(&self, username: &Username) -> Vec<String> {
+        let user = username.as_str();
+        if user.contains('\\') || self.settings.username_variants.is_empty() {
+            return vec![user.to_owned()];
+        }
+        let mut identities: Vec<String> = Vec::new();
+        for template in &self.settings.username_variants {
+            let identity = template.replace("{user}", user);
+            if !identities.contains(&identity) {
+                identities.push(identity);
+            }
+        }
+        identities
+    }
+
+    /// Asks all sources × variants concurrently and merges the answers. Never fails: sources that did
+    /// not answer in time or answered badly are listed in `errors`.
+    pub async fn locate(&self, username: &Username) -> Lookup {
+        let identities = self.identities(username);
+        let deadline = Instant::now() + self.settings.deadline;
+        let deadline_ms = self.settings.deadline.as_millis();
+        let per_source = self.sources.iter().map(|source| {
+            let identities = &identities;
+            async move {
+                let asks = identities.iter().map(|identity| async move {
+                    timeout_at(deadline, source.locate(identity))
+                        .await
+                        .unwrap_or(Err(SourceError::Deadline(deadline_ms)))
+                });
+                (source, join_all(asks).await)
+            }
+        });
+        let answers = join_all(per_source).await;
+
+        let mut devices = Vec::new();
+        let mut errors = Vec::new();
+        for (source, results) in answers {
+            let mut problems: Vec<String> = Vec::new();
+            for result in results {
+                match result {
+                    Ok(SourceAnswer {
+                        devices: found,
+                        rejected,
+                    }) => {
+                        devices.extend(found);
+                        problems.extend(rejected.iter().map(ToString::to_string));
+                    }
+                    Err(err) => problems.push(err.to_string()),
+                }
+            }
+            let mut distinct: Vec<String> = Vec::new();
+            for problem in problems {
+                if !distinct.contains(&problem) {
+                    distinct.push(problem);
+                }
+            }
+            let problems = distinct;
+            if !problems.is_empty() {
+                tracing::warn!(source = source.name(), errors = ?problems, "source failed during lookup");
+                errors.push(SourceFailure {
+                    source: source.name().to_owned(),
+                    error: problems.join("; "),
+                });
+            }
+        }
+        Lookup {
+            devices: merge(devices, self.settings.max_age),
+            errors,
+        }
+    }
+}
+
+/// One device per MAC (the fresher fix wins, then the lower priority, then the earlier source), ordered
+/// most recently seen first; devices heard longer ago than `max_age` are marked stale.
+pub fn merge(devices: Vec<Device>, max_age: Duration) -> Vec<Device> {
+    let mut best: HashMap<String, Device> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for device in devices {
+        match best.get(&device.mac) {
+            Some(current) if !better(&device, current) => {}
+            Some(_) => {
+                best.insert(device.mac.clone(), device);
+            }
+            None => {
+                order.push(device.mac.clone());
+                best.insert(device.mac.clone(), device);
+            }
+        }
+    }
+    let mut merged: Vec<Device> = order
+        .into_iter()
+        .filter_map(|mac| best.remove(&mac))
+        .collect();
+    let max_age = max_age.as_secs();
+    for device in &mut merged {
+        device.stale = device.last_seen_seconds.is_none_or(|age| age > max_age);
+    }
+    // Stable sort: equal ages keep source order.
+    merged.sort_by_key(|device| device.last_seen_seconds.unwrap_or(u64::MAX));
+    merged
+}
+
+/// Whether `candidate` should replace `current` for the same MAC.
+fn better(candidate: &Device, current: &Device) -> bool {
+    let age = |d: &Device| d.last_seen_seconds.unwrap_or(u64::MAX);
+    (age(candidate), candidate.priority) < (age(current), current.priority)
+}

@@ -1,0 +1,645 @@
+//! Location sources: the [`LocationSource`] trait and [`HttpSource`], the real HTTP client for CMX v3
+//! (with v2 fallback), CMX v2 and MSE servers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::{header, StatusCode};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::model::{Api, Device, FloorPlan};
+use crate::wire::maps::{self, CatalogFloor};
+use crate::wire::{cmx_v2, cmx_v3, mse, ParseError, Parsed, RecordError};
+
+/// A password or token: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// HTTP basic-auth credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// Which protocol a source speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// CMX 10.x: Location API v3, falling back to v2 when the server has no v3 API.
+    Cmx,
+    /// CMX 10.x, Location API v2 only.
+    CmxV2,
+    /// Legacy MSE 8.x Context Aware API.
+    Mse,
+}
+
+/// Everything needed to talk to one location server.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// Name used in answers, errors and logs.
+    pub name: String,
+    /// Protocol.
+    pub kind: SourceKind,
+    /// Base URL, e.g. `https://cmx.example.com`.
+    pub url: String,
+    /// Basic-auth credentials.
+    pub credentials: Credentials,
+    /// Separate credentials for the CMX v3 API, when the server has them.
+    pub v3_credentials: Option<Credentials>,
+    /// Extra PEM trust roots for this server.
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS certificate verification (explicit; logged as a warning).
+    pub insecure_skip_tls_verify: bool,
+    /// Lower wins when two sources see the same device.
+    pub priority: i32,
+    /// Timeout of each HTTP request.
+    pub timeout: Duration,
+}
+
+/// Why a source could not answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    /// The source could not be set up (bad URL, unreadable CA file, …).
+    #[error("{0}")]
+    Setup(String),
+    /// No complete answer within the request timeout.
+    #[error("timed out after {0} ms")]
+    Timeout(u128),
+    /// The lookup's overall deadline passed first.
+    #[error("no answer within the {0} ms lookup deadline")]
+    Deadline(u128),
+    /// No connection (refused, DNS, TLS handshake).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The server refused the credentials.
+    #[error("credentials rejected (HTTP {0})")]
+    Unauthorized(u16),
+    /// Any other unexpected HTTP status.
+    #[error("HTTP {0}")]
+    Status(String),
+    /// The connection broke while the answer was being read.
+    #[error("answer cut off: {0}")]
+    Truncated(String),
+    /// The answer was too large to be a client list.
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    /// Other transport failure.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The body could not be read as the protocol's answer.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
+/// What one source said about one identity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceAnswer {
+    /// Devices found, with `source` and `priority` set.
+    pub devices: Vec<Device>,
+    /// Records the server sent that could not be used.
+    pub rejected: Vec<RecordError>,
+}
+
+/// What a probe of a source found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// The API that answered.
+    pub api: Api,
+    /// A short human description ("12 floors in the map configuration").
+    pub detail: String,
+}
+
+/// A server that can locate the devices of an 802.1X identity.
+pub trait LocationSource: Send + Sync {
+    /// Configured name.
+    fn name(&self) -> &str;
+    /// Lower wins when two sources see the same device.
+    fn priority(&self) -> i32;
+    /// The devices registered to `identity` (exactly as the server knows it, e.g. `CORP\jdoe`).
+    fn locate<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<SourceAnswer, SourceError>>;
+    /// Checks that the server is reachable, accepts the credentials, and which API it speaks.
+    fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>>;
+}
+
+/// Largest answer body accepted: a client list for one user is small; a map image is not fetched here.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+/// The catalog is refetched for an unknown floor at most this often.
+const CATALOG_REFRESH: Duration = Duration::from_secs(60);
+/// Identity used by probes: never a real user.
+const PROBE_IDENTITY: &str = "whereis-probe";
+/// Characters kept as they are in a path segment; everything else is percent-encoded (`\` → `%5C`).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+const V3_UNKNOWN: u8 = 0;
+const V3_PRESENT: u8 = 1;
+const V3_ABSENT: u8 = 2;
+
+enum Fetched {
+    Body(Vec<u8>),
+    Empty,
+    NotFound,
+}
+
+/// Floors from the map configuration, by id and by hierarchy.
+#[derive(Default)]
+struct FloorCatalog {
+    by_id: HashMap<String, FloorPlan>,
+    by_hierarchy: HashMap<String, FloorPlan>,
+    fetched_at: Option<Instant>,
+}
+
+impl FloorCatalog {
+    fn find(&self, device: &Device) -> Option<FloorPlan> {
+        device
+            .floor_ref_id
+            .as_ref()
+            .and_then(|id| self.by_id.get(id))
+            .or_else(|| self.by_hierarchy.get(&hierarchy_key(&device.hierarchy)))
+            .cloned()
+    }
+
+    fn insert(&mut self, floor: CatalogFloor) {
+        if let Some(id) = &floor.plan.floor_ref_id {
+            self.by_id.insert(id.clone(), floor.plan.clone());
+        }
+        self.by_hierarchy
+            .insert(hierarchy_key(&floor.hierarchy), floor.plan);
+    }
+}
+
+fn hierarchy_key(hierarchy: &str) -> String {
+    hierarchy
+        .split('>')
+        .map(|part| part.trim().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(">")
+}
+
+/// A location server reached over HTTP(S), with its own connection pool.
+pub struct HttpSource {
+    settings: SourceSettings,
+    base: String,
+    client: reqwest::Client,
+    v3_state: AtomicU8,
+    catalog: RwLock<FloorCatalog>,
+    catalog_refresh: Mutex<()>,
+}
+
+impl fmt::Debug for HttpSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSource")
+            .field("name", &self.settings.name)
+            .field("url", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpSource {
+    /// Builds the client: TLS verified against the system roots plus `ca_file`, unless verification is
+    /// explicitly skipped (logged as a warning).
+    pub fn new(settings: SourceSettings) -> Result<HttpSource, SourceError> {
+        let base = settings.url.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|err| SourceError::Setup(format!("url {base:?}: {err}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(SourceError::Setup(format!(
+                "url {base:?}: scheme must be http or https"
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(concat!("whereis/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|err| {
+                SourceError::Setup(format!("ca_file {}: {err}", path.display()))
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+                SourceError::Setup(format!("ca_file {}: {err}", path.display()))
+            })?;
+            if certificates.is_empty() {
+                return Err(SourceError::Setup(format!(
+                    "ca_file {}: no PEM certificate in the file",
+                    path.display()
+                )));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if settings.insecure_skip_tls_verify {
+            tracing::warn!(
+                source = %settings.name,
+                "TLS certificate verification is OFF for this source (insecure_skip_tls_verify = true)"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder
+            .build()
+            .map_err(|err| SourceError::Setup(error_chain(&err)))?;
+        let v3_state = match settings.kind {
+            SourceKind::Cmx => V3_UNKNOWN,
+            SourceKind::CmxV2 | SourceKind::Mse => V3_ABSENT,
+        };
+        Ok(HttpSource {
+            settings,
+            base,
+            client,
+            v3_state: AtomicU8::new(v3_state),
+            catalog: RwLock::new(FloorCatalog::default()),
+            catalog_refresh: Mutex::new(()),
+        })
+    }
+
+    /// The settings this source was built from.
+    pub fn settings(&self) -> &SourceSettings {
+        &self.settings
+    }
+
+    async fn get(
+        &self,
+        path_and_query: &str,
+        credentials: &Credentials,
+    ) -> Result<Fetched, SourceError> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let timeout = self.settings.timeout;
+        let response = self
+            .client
+            .get(&url)
+            .timeout(timeout)
+            .basic_auth(&credentials.username, Some(credentials.password.expose()))
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|err| transport_error(&err, timeout))?;
+        match response.status() {
+            StatusCode::NO_CONTENT => return Ok(Fetched::Empty),
+            StatusCode::NOT_FOUND => return Ok(Fetched::NotFound),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(SourceError::Unauthorized(response.status().as_u16()))
+            }
+            status if !status.is_success() => return Err(SourceError::Status(status.to_string())),
+            _ => {}
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        return Err(SourceError::TooLarge(MAX_BODY));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(err) if err.is_timeout() => {
+                    return Err(SourceError::Timeout(timeout.as_millis()))
+                }
+                Err(err) => return Err(SourceError::Truncated(error_chain(&err))),
+            }
+        }
+        Ok(Fetched::Body(body))
+    }
+
+    fn client_query(path: &str, identity: &str) -> String {
+        let query: String = reqwest::Url::parse_with_params("http://x/", [("username", identity)])
+            .ok()
+            .and_then(|url| url.query().map(str::to_owned))
+            .unwrap_or_default();
+        format!("{path}?{query}")
+    }
+
+    fn v3_credentials(&self) -> &Credentials {
+        self.settings
+            .v3_credentials
+            .as_ref()
+            .unwrap_or(&self.settings.credentials)
+    }
+
+    async fn locate_cmx(&self, identity: &str) -> Result<Parsed, SourceError> {
+        if self.v3_state.load(Ordering::Relaxed) != V3_ABSENT {
+            let path = Self::client_query(cmx_v3::CLIENTS_PATH, identity);
+            match self.get(&path, self.v3_credentials()).await? {
+                Fetched::NotFound => {
+                    if self.v3_state.swap(V3_ABSENT, Ordering::Relaxed) != V3_ABSENT {
+                        tracing::info!(source = %self.settings.name, "no CMX v3 API (404): using v2 from now on");
+                    }
+                }
+                fetched => {
+                    self.v3_state.store(V3_PRESENT, Ordering::Relaxed);
+                    let mut parsed = match fetched {
+                        Fetched::Body(body) => cmx_v3::parse(&body, chrono::Utc::now())?,
+                        _ => Parsed::default(),
+                    };
+                    self.resolve_floors(&mut parsed.devices).await;
+                    return Ok(parsed);
+                }
+            }
+        }
+        self.locate_cmx_v2(identity).await
+    }
+
+    async fn locate_cmx_v2(&self, identity: &str) -> Result<Parsed, SourceError> {
+        let path = Self::client_query(cmx_v2::CLIENTS_PATH, identity);
+        match self.get(&path, &self.settings.credentials).await? {
+            Fetched::Body(body) => Ok(cmx_v2::parse(&body)?),
+            Fetched::Empty => Ok(Parsed::default()),
+            Fetched::NotFound => Err(SourceError::Status(
+                "404 Not Found on the CMX v2 client API (is this a CMX server?)".to_owned(),
+            )),
+        }
+    }
+
+    async fn locate_mse(&self, identity: &str) -> Result<Parsed, SourceError> {
+        let path = format!(
+            "{}{}",
+            mse::CLIENT_PATH,
+            utf8_percent_encode(identity, PATH_SEGMENT)
+        );
+        match self.get(&path, &self.settings.credentials).await? {
+            Fetched::Body(body) => Ok(mse::parse(&body)?),
+            // MSE answers 404 (some versions 204) for an unknown user.
+            Fetched::Empty | Fetched::NotFound => Ok(Parsed::default()),
+        }
+    }
+
+    /// Gives v3 devices their floor dimensions and image from the map configuration, refreshing it
+    /// when an unknown floor appears. A device whose floor stays unknown is still reported.
+    async fn resolve_floors(&self, devices: &mut [Device]) {
+        if devices.iter().all(|d| d.floor_plan.is_some()) {
+            return;
+        }
+        if self.fill_from_catalog(devices).await {
+            return;
+        }
+        self.refresh_catalog().await;
+        if self.fill_from_catalog(devices).await {
+            return;
+        }
+        for device in devices.iter_mut().filter(|d| d.floor_plan.is_none()) {
+            if let Some(floor) = self.fetch_floor_info(&device.hierarchy).await {
+                device.set_floor_plan(floor.plan.clone());
+                self.catalog.write().await.insert(floor);
+            }
+        }
+    }
+
+    /// Fills what the catalog knows; true when every device has a floor plan.
+    async fn fill_from_catalog(&self, devices: &mut [Device]) -> bool {
+        let catalog = self.catalog.read().await;
+        let mut complete = true;
+        for device in devices.iter_mut().filter(|d| d.floor_plan.is_none()) {
+            match catalog.find(device) {
+                Some(plan) => device.set_floor_plan(plan),
+                None => complete = false,
+            }
+        }
+        complete
+    }
+
+    async fn refresh_catalog(&self) {
+        // One refresh at a time; whoever waited here finds the catalog fresh and skips its own.
+        let _single_flight = self.catalog_refresh.lock().await;
+        let fresh = self
+            .catalog
+            .read()
+            .await
+            .fetched_at
+            .is_some_and(|at| at.elapsed() < CATALOG_REFRESH);
+        if fresh {
+            return;
+        }
+        let result = match self.get(maps::MAPS_PATH, self.v3_credentials()).await {
+            Ok(Fetched::Body(body)) => maps::parse_catalog(&body).map_err(SourceError::from),
+            Ok(_) => Ok(Vec::new()),
+            Err(err) => Err(err),
+        };
+        let mut catalog = self.catalog.write().await;
+        catalog.fetched_at = Some(Instant::now());
+        match result {
+            Ok(floors) => {
+                tracing::debug!(source = %self.settings.name, floors = floors.len(), "map configuration loaded");
+                for floor in floors {
+                    catalog.insert(floor);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(source = %self.settings.name, error = %err, "map configuration unavailable");
+            }
+        }
+    }
+
+    async fn fetch_floor_info(&self, hierarchy: &str) -> Option<CatalogFloor> {
+        let names: Vec<&str> = hierarchy.split('>').map(str::trim).collect();
+        if names.len() != 3 {
+            return None;
+        }
+        let path = format!(
+            "{}{}",
+            maps::MAP_INFO_PATH,
+            names
+                .iter()
+                .map(|name| utf8_percent_encode(name, PATH_SEGMENT).to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        match self.get(&path, self.v3_credentials()).await {
+            Ok(Fetched::Body(body)) => maps::parse_floor_info(&body, hierarchy).ok().flatten(),
+            _ => None,
+        }
+    }
+
+    async fn probe_cmx(&self) -> Result<Probe, SourceError> {
+        if self.settings.kind == SourceKind::Cmx {
+            let path = Self::client_query(cmx_v3::CLIENTS_PATH, PROBE_IDENTITY);
+            if !matches!(
+                self.get(&path, self.v3_credentials()).await?,
+                Fetched::NotFound
+            ) {
+                self.v3_state.store(V3_PRESENT, Ordering::Relaxed);
+                let floors = match self.get(maps::MAPS_PATH, self.v3_credentials()).await? {
+                    Fetched::Body(body) => maps::parse_catalog(&body)?.len(),
+                    _ => 0,
+                };
+                return Ok(Probe {
+                    api: Api::CmxV3,
+                    detail: format!("CMX Location API v3; {floors} floors in the map configuration"),
+                });
+            }
+            self.v3_state.store(V3_ABSENT, Ordering::Relaxed);
+        }
+        let path = Self::client_query(cmx_v2::CLIENTS_PATH, PROBE_IDENTITY);
+        match self.get(&path, &self.settings.credentials).await? {
+            Fetched::NotFound => Err(SourceError::Status(
+                "404 Not Found on the CMX v2 client API (is this a CMX server?)".to_owned(),
+            )),
+            _ => Ok(Probe {
+                api: Api::CmxV2,
+                detail: "CMX Location API v2".to_owned(),
+            }),
+        }
+    }
+
+    async fn probe_mse(&self) -> Result<Probe, SourceError> {
+        let path = format!("{}{}", mse::CLIENT_PATH, PROBE_IDENTITY);
+        self.get(&path, &self.settings.credentials).await?;
+        Ok(Probe {
+            api: Api::Mse,
+            detail: "MSE Context Aware API".to_owned(),
+        })
+    }
+}
+
+impl LocationSource for HttpSource {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn priority(&self) -> i32 {
+        self.settings.priority
+    }
+
+    fn locate<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<SourceAnswer, SourceError>> {
+        Box::pin(async move {
+            let parsed = match self.settings.kind {
+                SourceKind::Cmx | SourceKind::CmxV2 => self.locate_cmx(identity).await?,
+                SourceKind::Mse => self.locate_mse(identity).await?,
+            };
+            let mut devices = parsed.devices;
+            for device in &mut devices {
+                device.source.clone_from(&self.settings.name);
+                device.priority = self.settings.priority;
+            }
+            Ok(SourceAnswer {
+                devices,
+                rejected: parsed.rejected,
+            })
+        })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>> {
+        Box::pin(async move {
+            match self.settings.kind {
+                SourceKind::Cmx | SourceKind::CmxV2 => self.probe_cmx().await,
+                SourceKind::Mse => self.probe_mse().await,
+            }
+        })
+    }
+}
+
+fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
+    if err.is_timeout() {
+        SourceError::Timeout(timeout.as_millis())
+    } else if err.is_connect() {
+        SourceError::Connect(error_chain(err))
+    } else {
+        SourceError::Transport(error_chain(err))
+    }
+}
+
+/// The error and its causes in one line, without the URL (which would repeat the username).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        let text = match text.find(" for url (") {
+            Some(i) => text[..i].to_owned(),
+            None => text,
+        };
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let credentials = Credentials {
+            username: "api".into(),
+            password: Secret::new("hunter2"),
+        };
+        assert!(!format!("{credentials:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn backslash_is_encoded_in_query_and_path() {
+        assert_eq!(
+            HttpSource::client_query("/q", "CORP\\jdoe"),
+            "/q?username=CORP%5Cjdoe"
+        );
+        assert_eq!(
+            utf8_percent_encode("CORP\\j doe", PATH_SEGMENT).to_string(),
+            "CORP%5Cj%20doe"
+        );
+    }
+
+    #[test]
+    fn hierarchy_keys_ignore_case_and_spacing() {
+        assert_eq!(hierarchy_key("HQ > Building 5>Level 3"), "hq>building 5>level 3");
+    }
+
+    #[test]
+    fn bad_settings_are_setup_errors() {
+        let settings = |url: &str, ca: Option<&str>| SourceSettings {
+            name: "s".into(),
+            kind: SourceKind::Cmx,
+            url: url.into(),
+            credentials: Credentials {
+                username: "u".into(),
+                password: Secret::new("p"),
+            },
+            v3_credentials: None,
+            ca_file: ca.map(PathBuf::from),
+            insecure_skip_tls_verify: false,
+            priority: 0,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            HttpSource::new(settings("ftp://x", None)),
+            Err(SourceError::Setup(_))
+        ));
+        assert!(matches!(
+            HttpSource::new(settings("not a url", None)),
+            Err(SourceError::Setup(_))
+        ));
+        let err = HttpSource::new(settings("https://x", Some("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+}
