@@ -1,0 +1,262 @@
+//! Subcommands (DESIGN.md §3.1). Exit status is a contract, like grep's: 0 found, 1 not found,
+//! 2 error (bad config, bad input, every source failed).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::lookup::{Finder, Outcome};
+use crate::{demo, server};
+
+/// Find a colleague in a hot-desk office through the wireless location servers.
+#[derive(Debug, Parser)]
+#[command(name = "whereis-bot", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Look one person up on every location server (exit 0 found, 1 not found, 2 error).
+    Find {
+        /// A username (e.g. jdoe).
+        query: String,
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration and probe every location server (exit 0 all good, 1 a source
+    /// failed its probe, 2 invalid configuration).
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the server (JSON API, health checks).
+    Serve {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run everything with built-in simulated location servers: no Cisco gear needed.
+    Demo {
+        /// Address of the HTTP server (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run the simulated location servers of a scenario file.
+    Sim {
+        /// Scenario file (TOML).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Address of the first server; the others take the following ports (default: free ports
+        /// on 127.0.0.1).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+const EXIT_FOUND: u8 = 0;
+const EXIT_NOT_FOUND: u8 = 1;
+const EXIT_ERROR: u8 = 2;
+
+/// Parses the command line, runs the subcommand and maps its result to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(
+        cli.command,
+        Command::Find { .. } | Command::CheckConfig { .. }
+    );
+    init_logging(quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("whereis-bot: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("whereis-bot: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    // One-shot commands keep stderr for what matters (warnings such as skipped TLS verification);
+    // failed sources are already in their answer.
+    let default = if quiet {
+        "warn,whereis_location::locator=error"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WHEREIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Find {
+            query,
+            config,
+            json,
+        } => find(&query, &config, json).await,
+        Command::CheckConfig { config } => check_config(&config).await,
+        Command::Serve { config } => serve(&config).await.map(|()| EXIT_FOUND),
+        Command::Demo { listen } => demo::run(listen).await.map(|()| EXIT_FOUND),
+        Command::Sim { scenario, listen } => sim(&scenario, listen).await.map(|()| EXIT_FOUND),
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<(Config, Finder)> {
+    let config = Config::load(path)?;
+    let finder = Finder::from_config(&config)
+        .with_context(|| format!("{}: a source cannot be set up", path.display()))?;
+    Ok((config, finder))
+}
+
+async fn find(query: &str, config: &Path, json: bool) -> anyhow::Result<u8> {
+    let (_, finder) = load(config)?;
+    let report = match finder.find(query).await {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("whereis-bot: {err}");
+            return Ok(EXIT_ERROR);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.to_text());
+    }
+    Ok(match finder.outcome(&report) {
+        Outcome::Found => EXIT_FOUND,
+        Outcome::NotFound => EXIT_NOT_FOUND,
+        Outcome::AllSourcesFailed => {
+            eprintln!("whereis-bot: every location server failed; the answer is incomplete");
+            EXIT_ERROR
+        }
+    })
+}
+
+async fn check_config(path: &Path) -> anyhow::Result<u8> {
+    let (config, finder) = load(path)?;
+    println!(
+        "{}: valid, {} source(s); probing…",
+        path.display(),
+        config.sources.len()
+    );
+    let probes = finder.locator().sources().iter().map(|source| {
+        let source = Arc::clone(source);
+        async move {
+            let started = Instant::now();
+            let result = source.probe().await;
+            (source, result, started.elapsed())
+        }
+    });
+    let mut failed = 0;
+    for (source, result, took) in futures::future::join_all(probes).await {
+        match result {
+            Ok(probe) => println!(
+                "  ok    {:<20} {} ({} ms)",
+                source.name(),
+                probe.detail,
+                took.as_millis()
+            ),
+            Err(err) => {
+                failed += 1;
+                println!("  FAIL  {:<20} {err}", source.name());
+            }
+        }
+    }
+    if failed > 0 {
+        println!("{failed} source(s) failed their probe");
+        Ok(EXIT_NOT_FOUND)
+    } else {
+        Ok(EXIT_FOUND)
+    }
+}
+
+async fn serve(path: &Path) -> anyhow::Result<()> {
+    let (config, finder) = load(path)?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    tracing::info!(address = %listener.local_addr()?, sources = config.sources.len(), "whereis serving");
+    server::serve(
+        listener,
+        server::router(Arc::new(finder)),
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn sim(scenario: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let scenario = whereis_sim::Scenario::from_file(scenario)?;
+    let simulator = match listen {
+        Some(addr) => {
+            whereis_sim::Simulator::start_on(scenario, addr.ip(), Some(addr.port())).await?
+        }
+        None => whereis_sim::Simulator::start(scenario).await?,
+    };
+    println!("Simulated location servers:");
+    for server in simulator.servers() {
+        println!(
+            "  {:<16} {:<8} {}  (user {:?}, password {:?})",
+            server.name(),
+            demo::kind_name(server.kind()),
+            server.base_url(),
+            server.username(),
+            server.password()
+        );
+    }
+    println!("Ctrl-C to stop.");
+    shutdown_signal().await;
+    simulator.shutdown().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,676 @@
+//! The configuration file (TOML, DESIGN.md §3.3): parsing, validation with file/line/key in every
+//! error, defaults, and secrets read from the environment or from files — never from the file itself.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use whereis_location::{Credentials, LocatorSettings, Secret, SourceKind, SourceSettings};
+
+/// A configuration that could not be loaded; the message names the file, line and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the configuration: {source}")]
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Bad TOML, an unknown key, a wrong type, or an invalid value.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The configuration file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A problem that belongs to no single line (e.g. no sources at all).
+    #[error("{path}: {message}")]
+    File {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The validated configuration, with secrets resolved and paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from (for messages).
+    pub path: PathBuf,
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Lookup settings.
+    pub lookup: LocatorSettings,
+    /// Location servers, in file order.
+    pub sources: Vec<SourceSettings>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL (webhook registration, links).
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+// `store`, `webex`, `directory` and `privacy` are validated now and used by the features that need them.
+#[allow(dead_code)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    lookup: RawLookup,
+    sources: Option<Vec<RawSource>>,
+    #[serde(default)]
+    webex: RawWebex,
+    #[serde(default)]
+    directory: RawDirectory,
+    #[serde(default)]
+    privacy: RawPrivacy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    public_url: Option<Spanned<String>>,
+}
+
+// The sections below are read (and so checked for unknown keys) now; the features that use them
+// read them from here as they arrive.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawStore {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawWebex {
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    webhook_secret_env: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
+    api_base: Option<String>,
+    allowed_domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawDirectory {
+    kind: Option<String>,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawPrivacy {
+    rate_limit_per_hour: Option<u32>,
+    audit_retention_days: Option<u32>,
+    admins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLookup {
+    username_variants: Option<Spanned<Vec<String>>>,
+    timeout_ms: Option<Spanned<u64>>,
+    deadline_ms: Option<Spanned<u64>>,
+    max_age_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+enum RawKind {
+    #[serde(rename = "cmx")]
+    Cmx,
+    #[serde(rename = "cmx-v2")]
+    CmxV2,
+    #[serde(rename = "mse")]
+    Mse,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: Spanned<String>,
+    kind: RawKind,
+    url: Spanned<String>,
+    username: Spanned<String>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    v3_username: Option<Spanned<String>>,
+    v3_password_env: Option<Spanned<String>>,
+    v3_password_file: Option<Spanned<PathBuf>>,
+    ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    insecure_skip_tls_verify: bool,
+    #[serde(default)]
+    priority: i32,
+}
+
+/// Default per-request timeout.
+pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
+/// How much longer than one request a whole lookup may take by default (a v3 → v2 fallback or a map
+/// configuration fetch needs a second request).
+pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 1000;
+/// Default address of `serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, path, &base, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates configuration text; `env` looks up environment variables (tests pass their own).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let at = |span: Range<usize>, message: String| {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            let span = err.span().unwrap_or(0..0);
+            at(span, describe_toml_error(err.message()))
+        })?;
+
+        let listen = match raw.server.listen {
+            Some(listen) => listen.get_ref().parse().map_err(|_| {
+                at(
+                    listen.span(),
+                    format!(
+                        "server.listen: {:?} is not an address like 127.0.0.1:8080",
+                        listen.get_ref()
+                    ),
+                )
+            })?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| at(0..0, "server.listen: bad default".to_owned()))?,
+        };
+        if let Some(url) = &raw.server.public_url {
+            check_url(url.get_ref())
+                .map_err(|msg| at(url.span(), format!("server.public_url: {msg}")))?;
+        }
+        let server = ServerConfig {
+            listen,
+            public_url: raw.server.public_url.map(Spanned::into_inner),
+        };
+
+        let timeout_ms = match &raw.lookup.timeout_ms {
+            Some(t) if !(1..=600_000).contains(t.get_ref()) => {
+                return Err(at(
+                    t.span(),
+                    "lookup.timeout_ms: must be between 1 and 600000".to_owned(),
+                ))
+            }
+            Some(t) => *t.get_ref(),
+            None => DEFAULT_TIMEOUT_MS,
+        };
+        let deadline_ms = match &raw.lookup.deadline_ms {
+            Some(d) if *d.get_ref() < timeout_ms => {
+                return Err(at(
+                    d.span(),
+                    format!(
+                        "lookup.deadline_ms: must be at least lookup.timeout_ms ({timeout_ms})"
+                    ),
+                ))
+            }
+            Some(d) => *d.get_ref(),
+            None => timeout_ms + DEFAULT_DEADLINE_MARGIN_MS,
+        };
+        let username_variants = match raw.lookup.username_variants {
+            Some(variants) => {
+                let span = variants.span();
+                let variants = variants.into_inner();
+                if variants.is_empty() {
+                    return Err(at(
+                        span,
+                        "lookup.username_variants: must not be empty".to_owned(),
+                    ));
+                }
+                if let Some(bad) = variants.iter().find(|v| v.matches("{user}").count() != 1) {
+                    return Err(at(
+                        span,
+                        format!(
+                            "lookup.username_variants: {bad:?} must contain {{user}} exactly once"
+                        ),
+                    ));
+                }
+                variants
+            }
+            None => vec!["{user}".to_owned()],
+        };
+        let lookup = LocatorSettings {
+            username_variants,
+            deadline: Duration::from_millis(deadline_ms),
+            max_age: Duration::from_secs(raw.lookup.max_age_seconds.unwrap_or(900)),
+        };
+
+        let Some(raw_sources) = raw.sources.filter(|s| !s.is_empty()) else {
+            return Err(ConfigError::File {
+                path: path.to_owned(),
+                message: "no [[sources]]: name at least one location server".to_owned(),
+            });
+        };
+        let mut names = HashSet::new();
+        let mut sources = Vec::new();
+        for (i, source) in raw_sources.into_iter().enumerate() {
+            let key = |field: &str| format!("sources[{i}].{field}");
+            let name = source.name.get_ref().trim().to_owned();
+            if name.is_empty() {
+                return Err(at(
+                    source.name.span(),
+                    format!("{}: must not be empty", key("name")),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(at(
+                    source.name.span(),
+                    format!("{}: {name:?} is used by another source", key("name")),
+                ));
+            }
+            check_url(source.url.get_ref())
+                .map_err(|msg| at(source.url.span(), format!("{}: {msg}", key("url"))))?;
+            if source.username.get_ref().is_empty() {
+                return Err(at(
+                    source.username.span(),
+                    format!("{}: must not be empty", key("username")),
+                ));
+            }
+            let password = secret(
+                &at,
+                base_dir,
+                env,
+                source.username.span(),
+                (&key("password_env"), source.password_env.as_ref()),
+                (&key("password_file"), source.password_file.as_ref()),
+            )?
+            .ok_or_else(|| {
+                at(
+                    source.name.span(),
+                    format!(
+                        "sources[{i}] ({name}): set password_env or password_file (passwords are never written in the configuration)"
+                    ),
+                )
+            })?;
+            let v3_password = secret(
+                &at,
+                base_dir,
+                env,
+                source.name.span(),
+                (&key("v3_password_env"), source.v3_password_env.as_ref()),
+                (&key("v3_password_file"), source.v3_password_file.as_ref()),
+            )?;
+            let v3_credentials = match (source.v3_username, v3_password) {
+                (Some(user), Some(password)) => Some(Credentials {
+                    username: user.into_inner(),
+                    password,
+                }),
+                (None, None) => None,
+                (Some(user), None) => {
+                    return Err(at(
+                        user.span(),
+                        format!(
+                            "{}: needs v3_password_env or v3_password_file",
+                            key("v3_username")
+                        ),
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(at(
+                        source.name.span(),
+                        format!("sources[{i}] ({name}): a v3 password needs v3_username"),
+                    ))
+                }
+            };
+            let ca_file = match source.ca_file {
+                Some(ca) => {
+                    let resolved = base_dir.join(ca.get_ref());
+                    if !resolved.is_file() {
+                        return Err(at(
+                            ca.span(),
+                            format!(
+                                "{}: {} is not a readable file",
+                                key("ca_file"),
+                                resolved.display()
+                            ),
+                        ));
+                    }
+                    Some(resolved)
+                }
+                None => None,
+            };
+            sources.push(SourceSettings {
+                name,
+                kind: match source.kind {
+                    RawKind::Cmx => SourceKind::Cmx,
+                    RawKind::CmxV2 => SourceKind::CmxV2,
+                    RawKind::Mse => SourceKind::Mse,
+                },
+                url: source.url.into_inner(),
+                credentials: Credentials {
+                    username: source.username.into_inner(),
+                    password,
+                },
+                v3_credentials,
+                ca_file,
+                insecure_skip_tls_verify: source.insecure_skip_tls_verify,
+                priority: source.priority,
+                timeout: Duration::from_millis(timeout_ms),
+            });
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            server,
+            lookup,
+            sources,
+        })
+    }
+}
+
+/// Reads a secret named by an `*_env` or `*_file` key (at most one of them).
+fn secret(
+    at: &dyn Fn(Range<usize>, String) -> ConfigError,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    fallback_span: Range<usize>,
+    (env_key, env_name): (&str, Option<&Spanned<String>>),
+    (file_key, file): (&str, Option<&Spanned<PathBuf>>),
+) -> Result<Option<Secret>, ConfigError> {
+    match (env_name, file) {
+        (Some(_), Some(_)) => Err(at(
+            fallback_span,
+            format!("{env_key} and {file_key}: give only one of them"),
+        )),
+        (Some(name), None) => match env(name.get_ref()) {
+            Some(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
+            _ => Err(at(
+                name.span(),
+                format!(
+                    "{env_key}: environment variable {} is not set",
+                    name.get_ref()
+                ),
+            )),
+        },
+        (None, Some(file)) => {
+            let resolved = base_dir.join(file.get_ref());
+            let value = std::fs::read_to_string(&resolved).map_err(|err| {
+                at(
+                    file.span(),
+                    format!("{file_key}: cannot read {}: {err}", resolved.display()),
+                )
+            })?;
+            let value = value.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                return Err(at(
+                    file.span(),
+                    format!("{file_key}: {} is empty", resolved.display()),
+                ));
+            }
+            Ok(Some(Secret::new(value)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|err| format!("{url:?} is not a URL ({err})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{url:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(())
+}
+
+/// Serde's messages can quote the offending value; never let a value (which could be a misplaced
+/// secret) into an error, and add a hint for keys that look like secrets.
+fn describe_toml_error(message: &str) -> String {
+    let mut text = redact_quoted_values(message);
+    if text.starts_with("unknown field") {
+        let lowered = text.to_lowercase();
+        if ["password", "token", "secret"].iter().any(|word| {
+            lowered
+                .split('`')
+                .nth(1)
+                .is_some_and(|key| key.contains(word))
+        }) {
+            text.push_str(
+                " (secrets are read from *_env or *_file keys, never written in the file)",
+            );
+        }
+    }
+    text
+}
+
+fn redact_quoted_values(message: &str) -> String {
+    // `invalid type: string "hunter2", expected …` → `invalid type: string, expected …`
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start + "string".len()]);
+        let after = &rest[start + "string \"".len()..];
+        match after.find('"') {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim_end().to_owned()
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count() + 1)
+        .unwrap_or(1);
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:9999"
+
+[lookup]
+username_variants = ["{user}", "CORP\\{user}"]
+timeout_ms = 1500
+
+[[sources]]
+name = "cmx-north"
+kind = "cmx"
+url = "https://cmx-north.example.com"
+username = "api"
+password_env = "CMX_NORTH_PASSWORD"
+priority = 1
+
+[[sources]]
+name = "mse-legacy"
+kind = "mse"
+url = "http://mse.example.com:8080/"
+username = "api"
+password_env = "MSE_PASSWORD"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "CMX_NORTH_PASSWORD" => Some("s3cret-north".into()),
+            "MSE_PASSWORD" => Some("s3cret-mse".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            text,
+            Path::new("/etc/whereis.toml"),
+            Path::new("/etc"),
+            &env,
+        )
+    }
+
+    #[test]
+    fn good_config_with_defaults() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.sources.len(), 2);
+        assert_eq!(
+            config.sources[0].credentials.password.expose(),
+            "s3cret-north"
+        );
+        assert_eq!(config.sources[0].timeout, Duration::from_millis(1500));
+        assert_eq!(config.sources[1].kind, SourceKind::Mse);
+        assert_eq!(config.lookup.deadline, Duration::from_millis(2500));
+        assert_eq!(config.lookup.max_age, Duration::from_secs(900));
+        assert_eq!(config.server.listen.port(), 9999);
+    }
+
+    #[test]
+    fn design_example_sections_are_accepted() {
+        let text = format!(
+            "{GOOD}\n[store]\nurl = \"sqlite://whereis.db\"\n[webex]\ntoken_env = \"T\"\nallowed_domains = [\"example.com\"]\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n[privacy]\nrate_limit_per_hour = 30\naudit_retention_days = 90\nadmins = [\"it@example.com\"]\n"
+        );
+        parse(&text).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("timeout_ms = 1500", "timeout_m = 1500");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("/etc/whereis.toml:7:"), "{err}");
+        assert!(err.contains("timeout_m"), "{err}");
+    }
+
+    #[test]
+    fn inline_password_is_refused_without_echoing_it() {
+        let text = GOOD.replace(
+            "password_env = \"MSE_PASSWORD\"",
+            "password = \"hunter2-inline\"",
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("password"), "{err}");
+        assert!(err.contains("_env"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_does_not_echo_the_value() {
+        let text = GOOD.replace("priority = 1", "priority = \"hunter2\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(":15:"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn missing_environment_variable_is_named_but_no_value_shown() {
+        let text = GOOD.replace("MSE_PASSWORD", "NOT_SET_ANYWHERE");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("NOT_SET_ANYWHERE is not set"), "{err}");
+        assert!(err.contains(":22:"), "{err}");
+    }
+
+    #[test]
+    fn password_file_is_read_relative_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("whereis-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mse.secret"), "from-file\n").unwrap();
+        let text = GOOD.replace(
+            "password_env = \"MSE_PASSWORD\"",
+            "password_file = \"mse.secret\"",
+        );
+        let config = Config::parse(&text, &dir.join("c.toml"), &dir, &env).unwrap();
+        assert_eq!(config.sources[1].credentials.password.expose(), "from-file");
+        let err = Config::parse(
+            &text.replace("mse.secret", "missing.secret"),
+            &dir.join("c.toml"),
+            &dir,
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("missing.secret"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_values() {
+        let cases = [
+            (
+                GOOD.replace("kind = \"mse\"", "kind = \"cmx-v9\""),
+                "cmx-v9",
+            ),
+            (
+                GOOD.replace("\"mse-legacy\"", "\"cmx-north\""),
+                "used by another source",
+            ),
+            (
+                GOOD.replace("http://mse.example.com:8080/", "mse.example.com"),
+                "sources[1].url",
+            ),
+            (GOOD.replace("\"CORP\\\\{user}\"", "\"CORP\""), "{user}"),
+            (
+                GOOD.replace("timeout_ms = 1500", "timeout_ms = 0"),
+                "lookup.timeout_ms",
+            ),
+            (GOOD.replace("127.0.0.1:9999", "localhost"), "server.listen"),
+            (
+                GOOD.replace("password_env = \"MSE_PASSWORD\"\n", ""),
+                "password_env or password_file",
+            ),
+            ("[lookup]\ntimeout_ms = 5\n".to_owned(), "no [[sources]]"),
+            ("[[sources]\n".to_owned(), "whereis.toml:1:"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected {expected:?} in {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}

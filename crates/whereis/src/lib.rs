@@ -1,0 +1,13 @@
+//! whereis-bot: find a colleague in a hot-desk office through the wireless location servers.
+//!
+//! The binary's library half, so that integration tests can start the real server in-process:
+//! - [`config`]: the TOML configuration, validated with file/line/key errors; secrets from env/files.
+//! - [`lookup`]: one lookup for every channel ([`lookup::Finder`]) and its JSON/text answer.
+//! - [`server`]: the HTTP routes of `serve` and `demo`.
+//! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`).
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod lookup;
+pub mod server;
