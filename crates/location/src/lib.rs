@@ -16,7 +16,9 @@ pub mod model;
 pub mod source;
 pub mod wire;
 
-pub use locator::{merge, InvalidUsername, Locator, LocatorSettings, Lookup, SourceFailure, Username};
+pub use locator::{
+    merge, InvalidUsername, Locator, LocatorSettings, Lookup, SourceFailure, Username,
+};
 pub use model::{normalize_mac, Api, Device, FloorPlan, Hierarchy, Unit};
 pub use source::{
     Credentials, HttpSource, LocationSource, Probe, Secret, SourceAnswer, SourceError, SourceKind,

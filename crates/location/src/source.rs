@@ -241,12 +241,10 @@ impl HttpSource {
             .connect_timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path).map_err(|err| {
-                SourceError::Setup(format!("ca_file {}: {err}", path.display()))
-            })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
-                SourceError::Setup(format!("ca_file {}: {err}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
             if certificates.is_empty() {
                 return Err(SourceError::Setup(format!(
                     "ca_file {}: no PEM certificate in the file",
@@ -493,7 +491,9 @@ impl HttpSource {
                 };
                 return Ok(Probe {
                     api: Api::CmxV3,
-                    detail: format!("CMX Location API v3; {floors} floors in the map configuration"),
+                    detail: format!(
+                        "CMX Location API v3; {floors} floors in the map configuration"
+                    ),
                 });
             }
             self.v3_state.store(V3_ABSENT, Ordering::Relaxed);
@@ -612,7 +612,10 @@ mod tests {
 
     #[test]
     fn hierarchy_keys_ignore_case_and_spacing() {
-        assert_eq!(hierarchy_key("HQ > Building 5>Level 3"), "hq>building 5>level 3");
+        assert_eq!(
+            hierarchy_key("HQ > Building 5>Level 3"),
+            "hq>building 5>level 3"
+        );
     }
 
     #[test]

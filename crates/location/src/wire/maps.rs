@@ -66,8 +66,8 @@ struct Floor {
 impl Floor {
     fn into_catalog(self, campus: &str, building: &str) -> Option<CatalogFloor> {
         let name = non_empty(self.name)?;
-        let hierarchy = non_empty(self.hierarchy_name)
-            .unwrap_or_else(|| format!("{campus}>{building}>{name}"));
+        let hierarchy =
+            non_empty(self.hierarchy_name).unwrap_or_else(|| format!("{campus}>{building}>{name}"));
         let image = self.image.and_then(|image| image.image_name);
         let plan = self
             .dimension?

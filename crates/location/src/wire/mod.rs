@@ -140,9 +140,7 @@ pub(crate) fn seconds(value: Option<f64>) -> Option<u64> {
 
 /// A string field that may be missing, null or empty: empty counts as missing.
 pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
-    value
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    value.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// A coordinate must be a finite number.

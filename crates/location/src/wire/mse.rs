@@ -46,7 +46,12 @@ struct MapInfo {
     map_hierarchy_string: Option<String>,
     #[serde(default, deserialize_with = "id_string")]
     floor_ref_id: Option<String>,
-    #[serde(default, rename = "Dimension", alias = "dimension", alias = "floorDimension")]
+    #[serde(
+        default,
+        rename = "Dimension",
+        alias = "dimension",
+        alias = "floorDimension"
+    )]
     dimension: Option<WireDimension>,
     #[serde(default, rename = "Image", alias = "image")]
     image: Option<Image>,
