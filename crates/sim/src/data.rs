@@ -1,0 +1,188 @@
+//! What one simulated server knows (its clients, the campuses) and the wire timestamp format.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::scenario::{CampusSpec, FloorSpec, Scenario, ServerKind};
+use crate::server::lock;
+
+/// The campuses and the floor images, shared by every server of a simulator.
+pub(crate) struct World {
+    pub campuses: Vec<CampusSpec>,
+    images: Mutex<HashMap<String, Bytes>>,
+}
+
+impl World {
+    pub fn new(scenario: &Scenario) -> World {
+        World {
+            campuses: scenario.campuses.clone(),
+            images: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The floor that uses image `name`.
+    pub fn floor_by_image(&self, name: &str) -> Option<&FloorSpec> {
+        self.campuses
+            .iter()
+            .flat_map(|c| &c.buildings)
+            .flat_map(|b| &b.floors)
+            .find(|f| f.image == name)
+    }
+
+    /// The PNG for image `name`, generated once.
+    pub fn image(&self, name: &str) -> Option<Bytes> {
+        if let Some(png) = lock(&self.images).get(name) {
+            return Some(png.clone());
+        }
+        let floor = self.floor_by_image(name)?;
+        let png = Bytes::from(crate::floorplan::png_for_floor(floor.width, floor.length));
+        lock(&self.images).insert(name.to_owned(), png.clone());
+        Some(png)
+    }
+}
+
+/// One device as one server sees it, with its floor resolved.
+pub(crate) struct Client {
+    pub mac: String,
+    pub identity: String,
+    pub campus: String,
+    pub building: String,
+    pub floor: FloorSpec,
+    pub x: f64,
+    pub y: f64,
+    pub ssid: String,
+    pub status: String,
+    pub ip: Vec<String>,
+    pub last_heard_seconds: u64,
+    pub confidence: f64,
+    pub manufacturer: Option<String>,
+    /// Position in the server's list, for stable synthetic numbers.
+    pub index: usize,
+}
+
+impl Client {
+    pub fn hierarchy(&self) -> String {
+        format!("{}>{}>{}", self.campus, self.building, self.floor.name)
+    }
+
+    pub fn associated(&self) -> bool {
+        self.status == "ASSOCIATED"
+    }
+
+    /// A plausible access-point MAC near the device.
+    pub fn ap_mac(&self) -> String {
+        format!(
+            "00:2b:01:00:{:02x}:{:02x}",
+            self.floor.ref_id() % 256,
+            self.index % 16 * 16
+        )
+    }
+}
+
+/// The data behind one server's endpoints.
+pub(crate) struct ServerData {
+    pub kind: ServerKind,
+    pub world: Arc<World>,
+    pub clients: Vec<Client>,
+}
+
+impl ServerData {
+    pub fn new(
+        scenario: &Scenario,
+        server: &str,
+        kind: ServerKind,
+        world: Arc<World>,
+    ) -> ServerData {
+        let floors: HashMap<String, (&CampusSpec, &crate::BuildingSpec, &FloorSpec)> = scenario
+            .floors()
+            .map(|(h, c, b, f)| (h, (c, b, f)))
+            .collect();
+        let mut clients = Vec::new();
+        for person in &scenario.people {
+            for d in &person.devices {
+                if !d.servers.iter().any(|s| s == server) {
+                    continue;
+                }
+                let Some((campus, building, floor)) = floors.get(&d.floor) else {
+                    continue; // rejected by validation
+                };
+                clients.push(Client {
+                    mac: d.mac.to_ascii_lowercase(),
+                    identity: person.device_identity(d).to_owned(),
+                    campus: campus.name.clone(),
+                    building: building.name.clone(),
+                    floor: (*floor).clone(),
+                    x: d.x,
+                    y: d.y,
+                    ssid: d.ssid.clone(),
+                    status: d.status.clone(),
+                    ip: d.ip.clone(),
+                    last_heard_seconds: d.last_heard_seconds,
+                    confidence: d.confidence,
+                    manufacturer: d.manufacturer.clone(),
+                    index: clients.len(),
+                });
+            }
+        }
+        ServerData {
+            kind,
+            world,
+            clients,
+        }
+    }
+
+    /// Clients whose identity is exactly `username` (all when `None`).
+    pub fn matching<'a>(&'a self, username: Option<&'a str>) -> impl Iterator<Item = &'a Client> {
+        self.clients
+            .iter()
+            .filter(move |c| username.is_none_or(|u| c.identity == u))
+    }
+}
+
+/// The moment of one answer, and timestamps relative to it.
+pub(crate) struct Now(DateTime<Utc>);
+
+impl Now {
+    pub fn new() -> Now {
+        Now(Utc::now())
+    }
+
+    /// `seconds` before now (now if out of range).
+    pub fn ago(&self, seconds: u64) -> DateTime<Utc> {
+        i64::try_from(seconds)
+            .ok()
+            .and_then(TimeDelta::try_seconds)
+            .and_then(|d| self.0.checked_sub_signed(d))
+            .unwrap_or(self.0)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// Wire format `2017-11-23T15:30:41.662+0000` (milliseconds, offset without a colon).
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_format_has_millis_and_colonless_offset() {
+        let t = DateTime::from_timestamp_millis(1_511_425_836_280).expect("in range");
+        assert_eq!(stamp(t), "2017-11-23T08:30:36.280+0000");
+    }
+
+    #[test]
+    fn ago_never_panics() {
+        let now = Now::new();
+        assert_eq!(now.ago(u64::MAX), now.now());
+        assert_eq!((now.now() - now.ago(12)).num_seconds(), 12);
+    }
+}

@@ -1,0 +1,148 @@
+//! Simulated Cisco wireless location servers (CMX 10.x v2/v3 and MSE 8.x) for tests and demos.
+//!
+//! The simulator speaks the **real wire formats** (see `DESIGN.md` §4 and the JSON fixtures) over real
+//! HTTP/1.1 on loopback ports, driven by a [`Scenario`], with per-server [`Fault`] injection. It depends on
+//! no other workspace crate: it writes its JSON by itself, shaped like the fixtures, so it checks the
+//! clients independently.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), whereis_sim::SimError> {
+//! use whereis_sim::{Fault, Scenario, Simulator};
+//! let sim = Simulator::start(Scenario::builtin_demo()).await?;
+//! let north = sim.server("cmx-north").expect("in the demo scenario");
+//! println!("{} (user {})", north.base_url(), north.username());
+//! north.set_fault(Fault::Hang); // the next request never gets an answer
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Modules
+//! - `scenario` — the scenario file ([`Scenario`] and its parts) and its validation.
+//! - `server` — [`Simulator`], [`ServerHandle`]: accept loop, hyper connections, Basic auth, request log
+//!   and fault injection (raw faults are done on the socket, per request, also on keep-alive connections).
+//! - `cmx` — CMX `GET /api/location/v2/clients` and `GET /api/location/v3/clients`.
+//! - `mse` — MSE `GET /api/contextaware/v1/location/clients[/{user}]` (JSON, or XML without
+//!   `Accept: application/json`).
+//! - `maps` — CMX map configuration `GET /api/config/v1/maps`, `.../maps/info/{campus}/{building}/{floor}`
+//!   and floor images `.../maps/imagesource/{image}` (CMX and MSE).
+//! - `floorplan` — a generated floor-plan PNG (no dependencies) for the image endpoints.
+//! - `data` — the per-server view of the scenario and the wire timestamp format.
+//!
+//! # Endpoints per server kind
+//! | kind | endpoints |
+//! |---|---|
+//! | `cmx` | v2 clients, v3 clients, map configuration, floor images |
+//! | `cmx-v2` | v2 clients, map configuration, floor images; any `/api/location/v3/` path answers 404 |
+//! | `mse` | single client by user (object, or array when the user has several devices), client list (paged), floor images |
+//!
+//! Every endpoint needs HTTP Basic auth with the server's username and password (else 401 with
+//! `WWW-Authenticate`). A query matches a device's `identity` exactly (case-sensitive). CMX answers 204 with
+//! an empty body when nobody matches; MSE answers 404. Unknown paths answer 404.
+//!
+//! # Scenario format (TOML)
+//! Unknown keys are errors everywhere.
+//! ```toml
+//! [[servers]]
+//! name = "cmx-north"            # unique
+//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse
+//! username = "api"              # HTTP Basic credentials the server demands
+//! password = "sim-password"
+//! fault = "none"                # optional: none | hang | http500 | unauthorized | malformed-json |
+//!                               # truncated-body | connection-reset | no-content | { latency_ms = 20 }
+//!
+//! [[campuses]]
+//! name = "HQ Campus"
+//! [[campuses.buildings]]
+//! name = "Building 5"
+//! [[campuses.buildings.floors]]
+//! name = "Level 3"
+//! floor_ref_id = "723413320329068650"   # string of digits, fits u64 (the aesUid); unique
+//! width = 300.0                         # x extent
+//! length = 150.0                        # y extent
+//! height = 10.0                         # optional, default 10
+//! unit = "FEET"                         # FEET (default) | METER
+//! offset_x = 0.0                        # optional, default 0
+//! offset_y = 0.0
+//! image = "domain_0_1462212406005.png"  # served as a generated PNG whatever the extension
+//!
+//! [[people]]
+//! username = "jdoe"
+//! display_name = "Jane Doe"
+//! [[people.devices]]
+//! mac = "00:11:22:33:44:55"
+//! identity = "CORP\\jdoe"               # the 802.1X identity the servers know (default: username)
+//! servers = ["cmx-north"]               # which servers see this device
+//! floor = "HQ Campus>Building 5>Level 3"
+//! x = 120.5                             # from the floor's top-left, in the floor's unit
+//! y = 40.0
+//! ssid = "CORP"                         # default ""
+//! status = "ASSOCIATED"                 # default ASSOCIATED; PROBING, ...
+//! ip = ["10.0.0.7"]                     # default []: CMX sends null, MSE leaves ipAddress out
+//! last_heard_seconds = 12               # default 0; lastLocatedTime = now - this
+//! confidence = 24.0                     # default 24
+//! manufacturer = "Intel Corporate"      # optional
+//! ```
+//! Names must not contain `>`; a floor is referred to by `Campus>Building>Floor`. The same MAC may appear
+//! in several device entries (e.g. one seen by two servers with different `last_heard_seconds`) as long as
+//! no server sees it twice.
+
+mod cmx;
+mod data;
+mod floorplan;
+mod maps;
+mod mse;
+mod scenario;
+mod server;
+
+pub use scenario::{
+    BuildingSpec, CampusSpec, DeviceSpec, Fault, FloorSpec, PersonSpec, Scenario, ServerKind,
+    ServerSpec, Unit,
+};
+pub use server::{RecordedRequest, ServerHandle, Simulator};
+
+/// Errors of the simulator: scenario problems and failures to start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The scenario file could not be read.
+    #[error("cannot read scenario file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The scenario is not valid TOML of the expected shape (message names the line and the key).
+    #[error("cannot parse scenario {origin}: {message}")]
+    Parse {
+        /// The file name, or `<string>`.
+        origin: String,
+        /// What is wrong, from the TOML parser.
+        message: String,
+    },
+    /// The scenario parsed but is inconsistent (unknown server or floor, duplicates, bad values).
+    #[error("invalid scenario {origin}: {}", problems.join("; "))]
+    Invalid {
+        /// The file name, or `<string>`.
+        origin: String,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// A server could not listen on its address.
+    #[error("cannot listen on {addr} for simulated server {server:?}: {source}")]
+    Bind {
+        /// The server's name.
+        server: String,
+        /// The address tried.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `first_port` + the number of servers does not fit in a port number.
+    #[error("port {first_port} + {count} servers is beyond 65535")]
+    PortRange {
+        /// The first port asked for.
+        first_port: u16,
+        /// The number of servers.
+        count: usize,
+    },
+}
