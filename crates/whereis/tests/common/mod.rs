@@ -1,0 +1,156 @@
+//! Shared set-up of the integration tests: the simulated office on loopback, configuration files that
+//! point at it, and a way to run the real `whereis-bot` binary.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use tempfile::TempDir;
+use whereis_sim::{Scenario, Simulator};
+
+/// The scenario every integration test looks people up in.
+pub const OFFICE: &str = include_str!("../scenarios/office.toml");
+
+/// A running simulated office and a directory for configuration files.
+pub struct Office {
+    pub sim: Simulator,
+    pub dir: TempDir,
+}
+
+/// One `[[sources]]` entry to write.
+pub struct SourceEntry {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub extra: String,
+}
+
+impl Office {
+    /// Starts every server of the office scenario on ephemeral loopback ports.
+    pub async fn start() -> Office {
+        let scenario = Scenario::from_toml_str(OFFICE).expect("office scenario is valid");
+        let sim = Simulator::start(scenario).await.expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        Office { sim, dir }
+    }
+
+    /// A source entry for the simulated server `name`, with its real credentials.
+    pub fn source(&self, name: &str) -> SourceEntry {
+        let server = self.sim.server(name).expect("server in scenario");
+        SourceEntry {
+            name: name.to_owned(),
+            kind: server.kind().as_str().to_owned(),
+            url: server.base_url(),
+            username: server.username().to_owned(),
+            password: server.password().to_owned(),
+            extra: String::new(),
+        }
+    }
+
+    /// Entries for every simulated server.
+    pub fn all_sources(&self) -> Vec<SourceEntry> {
+        self.sim
+            .servers()
+            .iter()
+            .map(|s| self.source(s.name()))
+            .collect()
+    }
+
+    /// Writes a configuration (passwords in files beside it) with the given lookup settings and
+    /// returns its path.
+    pub fn config(&self, file: &str, lookup: &str, sources: &[SourceEntry]) -> PathBuf {
+        let mut text = format!("[lookup]\n{lookup}\n");
+        for source in sources {
+            let secret = format!("{file}.{}.password", source.name);
+            std::fs::write(self.dir.path().join(&secret), &source.password).expect("write secret");
+            write!(
+                text,
+                "\n[[sources]]\nname = {:?}\nkind = {:?}\nurl = {:?}\nusername = {:?}\npassword_file = {:?}\n{}\n",
+                source.name, source.kind, source.url, source.username, secret, source.extra
+            )
+            .expect("format");
+        }
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// The usual configuration: every server, all three username variants, short timeouts.
+    pub fn default_config(&self) -> PathBuf {
+        self.config("whereis.toml", VARIANTS_AND_TIMEOUTS, &self.all_sources())
+    }
+}
+
+/// Lookup settings used by most tests: the three variants, 800 ms per request, 1500 ms per lookup.
+pub const VARIANTS_AND_TIMEOUTS: &str = "username_variants = [\"{user}\", \"CORP\\\\{user}\", \"corp\\\\{user}\"]\ntimeout_ms = 800\ndeadline_ms = 1500";
+
+/// Runs `whereis-bot` with `args` (the simulator keeps serving meanwhile).
+pub async fn whereis(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_whereis-bot"))
+        .args(args)
+        .env_remove("WHEREIS_LOG")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("whereis-bot runs")
+}
+
+/// `whereis-bot find USER --config FILE --json`: exit code and parsed JSON.
+pub async fn find_json(user: &str, config: &Path) -> (i32, Value) {
+    let out = whereis(&["find", user, "--config", path_str(config), "--json"]).await;
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "find --json printed no JSON ({err}); stdout: {} stderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+/// The device with `mac` in a find document.
+pub fn device<'a>(doc: &'a Value, mac: &str) -> &'a Value {
+    doc["devices"]
+        .as_array()
+        .and_then(|devices| devices.iter().find(|d| d["mac"] == mac))
+        .unwrap_or_else(|| panic!("no device {mac} in {doc:#}"))
+}
+
+/// The MACs of a find document, in order.
+pub fn macs(doc: &Value) -> Vec<String> {
+    doc["devices"]
+        .as_array()
+        .map(|devices| {
+            devices
+                .iter()
+                .filter_map(|d| d["mac"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `errors` of a find document as (source, error) pairs.
+pub fn errors(doc: &Value) -> Vec<(String, String)> {
+    doc["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    (
+                        e["source"].as_str().unwrap_or_default().to_owned(),
+                        e["error"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
