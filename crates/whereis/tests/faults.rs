@@ -56,7 +56,8 @@ async fn slow_server_beyond_the_timeout_times_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_server_within_the_timeout_still_answers() {
-    let (code, macs, errors) = with_fault_on_cmx_b(Fault::Latency(Duration::from_millis(100))).await;
+    let (code, macs, errors) =
+        with_fault_on_cmx_b(Fault::Latency(Duration::from_millis(100))).await;
     assert_eq!(code, 0);
     assert_eq!(macs, [LAPTOP, PHONE]);
     assert_eq!(errors, []);

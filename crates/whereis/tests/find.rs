@@ -57,7 +57,10 @@ async fn text_answer_reads_like_a_sentence() {
         text.contains("jdoe is ASSOCIATED to CORP in Building 5 on Level 3 (HQ), seen 12 s ago — 00:11:22:33:44:55, Intel Corporate, 10.0.0.7, via cmx-a"),
         "{text}"
     );
-    assert!(text.contains("jdoe is PROBING on CORP in Building 9 on Ground Floor"), "{text}");
+    assert!(
+        text.contains("jdoe is PROBING on CORP in Building 9 on Ground Floor"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +110,9 @@ async fn person_only_on_the_mse() {
     // The backslash of the identity travelled URL-encoded in the path.
     let requests = office.sim.server("mse-1").unwrap().requests();
     assert!(
-        requests.iter().any(|r| r.path.ends_with("/clients/CORP%5Ccmse")),
+        requests
+            .iter()
+            .any(|r| r.path.ends_with("/clients/CORP%5Ccmse")),
         "{requests:?}"
     );
 }
@@ -119,7 +124,11 @@ async fn three_devices_over_two_servers_most_recent_first() {
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(
         macs(&doc),
-        ["aa:00:00:00:00:02", "aa:00:00:00:00:03", "aa:00:00:00:00:01"]
+        [
+            "aa:00:00:00:00:02",
+            "aa:00:00:00:00:03",
+            "aa:00:00:00:00:01"
+        ]
     );
     assert_eq!(device(&doc, "aa:00:00:00:00:03")["source"], "mse-1");
     assert_eq!(device(&doc, "aa:00:00:00:00:01")["source"], "cmx-a");
@@ -151,8 +160,15 @@ async fn lower_case_domain_variant_is_asked_with_an_encoded_backslash() {
         .into_iter()
         .filter_map(|r| r.query)
         .collect();
-    for expected in ["username=lcase", "username=CORP%5Clcase", "username=corp%5Clcase"] {
-        assert!(queries.iter().any(|q| q == expected), "{expected} not in {queries:?}");
+    for expected in [
+        "username=lcase",
+        "username=CORP%5Clcase",
+        "username=corp%5Clcase",
+    ] {
+        assert!(
+            queries.iter().any(|q| q == expected),
+            "{expected} not in {queries:?}"
+        );
     }
 }
 
@@ -163,7 +179,10 @@ async fn unknown_user_exits_1_with_a_clear_message() {
     let out = whereis(&["find", "nobody", "--config", path_str(&config)]).await;
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("nobody was not found on any location server"), "{text}");
+    assert!(
+        text.contains("nobody was not found on any location server"),
+        "{text}"
+    );
 
     let (code, doc) = find_json("nobody", &config).await;
     assert_eq!(code, 1);
@@ -221,7 +240,10 @@ async fn every_source_failing_exits_2() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         errors(&doc),
-        [("cmx-a".to_owned(), "credentials rejected (HTTP 401)".to_owned())]
+        [(
+            "cmx-a".to_owned(),
+            "credentials rejected (HTTP 401)".to_owned()
+        )]
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("every location server failed"), "{err}");
@@ -268,9 +290,18 @@ async fn check_config_probes_every_source() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("valid, 4 source(s)"), "{text}");
-    assert!(text.contains("cmx-a") && text.contains("CMX Location API v3; 3 floors"), "{text}");
-    assert!(text.contains("legacy-v2") && text.contains("CMX Location API v2"), "{text}");
-    assert!(text.contains("mse-1") && text.contains("MSE Context Aware API"), "{text}");
+    assert!(
+        text.contains("cmx-a") && text.contains("CMX Location API v3; 3 floors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("legacy-v2") && text.contains("CMX Location API v2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mse-1") && text.contains("MSE Context Aware API"),
+        "{text}"
+    );
 
     let mut wrong = office.source("mse-1");
     wrong.password = "not-the-password".into();
@@ -278,6 +309,9 @@ async fn check_config_probes_every_source() {
     let out = whereis(&["check-config", "--config", path_str(&config)]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAIL  mse-1") && text.contains("credentials rejected"), "{text}");
+    assert!(
+        text.contains("FAIL  mse-1") && text.contains("credentials rejected"),
+        "{text}"
+    );
     assert!(!text.contains("not-the-password"), "{text}");
 }

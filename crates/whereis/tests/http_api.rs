@@ -94,7 +94,10 @@ async fn locate_with_every_source_down_is_a_bad_gateway_that_names_them() {
 async fn healthz() {
     let office = Office::start().await;
     let (base, _stop) = start_server(&office).await;
-    assert_eq!(get(&format!("{base}/healthz")).await, (200, "ok\n".to_owned()));
+    assert_eq!(
+        get(&format!("{base}/healthz")).await,
+        (200, "ok\n".to_owned())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
