@@ -225,7 +225,7 @@ async fn sim(scenario: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         println!(
             "  {:<16} {:<8} {}  (user {:?}, password {:?})",
             server.name(),
-            demo::kind_name(server.kind()),
+            server.kind().as_str(),
             server.base_url(),
             server.username(),
             server.password()

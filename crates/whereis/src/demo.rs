@@ -8,21 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use whereis_sim::{Scenario, ServerKind, Simulator};
+use whereis_sim::{Scenario, Simulator};
 
 use crate::cli::shutdown_signal;
 use crate::config::Config;
 use crate::lookup::Finder;
 use crate::server;
-
-/// The configuration's `kind` for a simulated server.
-pub fn kind_name(kind: ServerKind) -> &'static str {
-    match kind {
-        ServerKind::Cmx => "cmx",
-        ServerKind::CmxV2 => "cmx-v2",
-        ServerKind::Mse => "mse",
-    }
-}
 
 /// Writes a configuration for `simulator` into `dir` (passwords in files beside it) and returns its
 /// path.
@@ -40,7 +31,7 @@ pub fn write_config(simulator: &Simulator, dir: &Path) -> anyhow::Result<std::pa
             text,
             "\n[[sources]]\nname = {name:?}\nkind = {kind:?}\nurl = {url:?}\nusername = {user:?}\npassword_file = {secret:?}\npriority = {i}\n",
             name = server.name(),
-            kind = kind_name(server.kind()),
+            kind = server.kind().as_str(),
             url = server.base_url(),
             user = server.username(),
         )?;
@@ -98,7 +89,7 @@ fn instructions(simulator: &Simulator, address: SocketAddr, config: &Path) -> St
             text,
             "  {:<14} {:<7} {}",
             server.name(),
-            kind_name(server.kind()),
+            server.kind().as_str(),
             server.base_url()
         );
     }
@@ -118,9 +109,13 @@ fn instructions(simulator: &Simulator, address: SocketAddr, config: &Path) -> St
         .first()
         .map(|p| p.username.as_str())
         .unwrap_or("jdoe");
+    // The running binary's own path: `whereis-bot` need not be on PATH (e.g. under `cargo run`).
+    let program = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "whereis-bot".to_owned());
     let _ = write!(
         text,
-        "\nTry:\n  curl '{base}/api/v1/locate?q={first}'\n  curl {base}/healthz\n  whereis-bot find {first} --config {config}\n  whereis-bot find {first} --json --config {config}\n\nCtrl-C to stop.",
+        "\nTry:\n  curl '{base}/api/v1/locate?q={first}'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --config {config}\n\nCtrl-C to stop.",
         config = config.display()
     );
     text
