@@ -175,6 +175,8 @@ struct FloorCatalog {
     by_id: HashMap<String, FloorPlan>,
     by_hierarchy: HashMap<String, FloorPlan>,
     fetched_at: Option<Instant>,
+    /// Hierarchies the server could not describe, and when it was last asked.
+    unknown: HashMap<String, Instant>,
 }
 
 impl FloorCatalog {
@@ -405,9 +407,28 @@ impl HttpSource {
             return;
         }
         for device in devices.iter_mut().filter(|d| d.floor_plan.is_none()) {
-            if let Some(floor) = self.fetch_floor_info(&device.hierarchy).await {
-                device.set_floor_plan(floor.plan.clone());
-                self.catalog.write().await.insert(floor);
+            let key = hierarchy_key(&device.hierarchy);
+            let recently_missing = self
+                .catalog
+                .read()
+                .await
+                .unknown
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < CATALOG_REFRESH);
+            if recently_missing {
+                continue;
+            }
+            let floor = self.fetch_floor_info(&device.hierarchy).await;
+            let mut catalog = self.catalog.write().await;
+            match floor {
+                Some(floor) => {
+                    device.set_floor_plan(floor.plan.clone());
+                    catalog.insert(floor);
+                }
+                // Not asked again for a while: the device is still reported, without floor size.
+                None => {
+                    catalog.unknown.insert(key, Instant::now());
+                }
             }
         }
     }
@@ -561,10 +582,20 @@ fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
     if err.is_timeout() {
         SourceError::Timeout(timeout.as_millis())
     } else if err.is_connect() {
-        SourceError::Connect(error_chain(err))
+        // The root cause says it best ("Connection refused", "invalid peer certificate: UnknownIssuer").
+        SourceError::Connect(root_cause(err))
     } else {
         SourceError::Transport(error_chain(err))
     }
+}
+
+/// The innermost error of a chain.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// The error and its causes in one line, without the URL (which would repeat the username).
