@@ -88,7 +88,11 @@ fn fan_out(c: &mut Criterion) {
     let simulator = runtime
         .block_on(Simulator::start(scenario))
         .expect("simulator");
-    let all = locator(&simulator, SOURCES, &["{user}", "CORP\\{user}", "corp\\{user}"]);
+    let all = locator(
+        &simulator,
+        SOURCES,
+        &["{user}", "CORP\\{user}", "corp\\{user}"],
+    );
     // The baseline: one request to one source, the least any lookup can take.
     let one = locator(&simulator, 1, &["{user}"]);
     let user = Username::parse("jdoe").expect("username");

@@ -26,7 +26,7 @@ pub enum InvalidUsername {
     /// Spaces: a full name, which needs the directory.
     #[error("{0:?} looks like a full name; ask for a username (full names need a directory)")]
     FullName(String),
-    /// Control characters or an absurd length.
+    /// Control or invisible characters, or an absurd length.
     #[error("{0:?} is not a valid username")]
     Invalid(String),
 }
@@ -42,8 +42,11 @@ impl Username {
             return Err(InvalidUsername::Empty);
         }
         let shown: String = text.chars().take(64).collect();
-        if text.chars().count() > Self::MAX_LEN || text.chars().any(char::is_control) {
-            return Err(InvalidUsername::Invalid(shown.escape_default().to_string()));
+        if text.chars().count() > Self::MAX_LEN
+            || text.chars().any(|c| c.is_control() || is_invisible(c))
+        {
+            // Debug formatting of the error escapes what cannot be shown; letters stay as typed.
+            return Err(InvalidUsername::Invalid(shown));
         }
         if text.chars().any(char::is_whitespace) {
             return Err(InvalidUsername::FullName(shown));
@@ -55,6 +58,23 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Unicode format characters (zero-width, bidirectional overrides, BOM, soft hyphen): invisible,
+/// they could make one name look like another in replies and audit trails.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 impl fmt::Display for Username {
@@ -162,7 +182,11 @@ impl Locator {
                         devices: found,
                         rejected,
                     }) => {
-                        devices.extend(found);
+                        devices.extend(found.into_iter().map(|mut device| {
+                            device.source = source.name().to_owned();
+                            device.priority = source.priority();
+                            device
+                        }));
                         problems.extend(rejected.iter().map(ToString::to_string));
                     }
                     Err(err) => problems.push(err.to_string()),

@@ -119,7 +119,7 @@ pub enum SourceError {
 /// What one source said about one identity.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceAnswer {
-    /// Devices found, with `source` and `priority` set.
+    /// Devices found (the Locator tags them with the source's name and priority).
     pub devices: Vec<Device>,
     /// Records the server sent that could not be used.
     pub rejected: Vec<RecordError>,
@@ -556,13 +556,8 @@ impl LocationSource for HttpSource {
                 SourceKind::Cmx | SourceKind::CmxV2 => self.locate_cmx(identity).await?,
                 SourceKind::Mse => self.locate_mse(identity).await?,
             };
-            let mut devices = parsed.devices;
-            for device in &mut devices {
-                device.source.clone_from(&self.settings.name);
-                device.priority = self.settings.priority;
-            }
             Ok(SourceAnswer {
-                devices,
+                devices: parsed.devices,
                 rejected: parsed.rejected,
             })
         })
