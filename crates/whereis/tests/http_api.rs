@@ -131,3 +131,17 @@ async fn the_v2_fallback_is_remembered_per_server() {
     assert_eq!(second.devices.len(), 1);
     assert_eq!(v3_requests(), after_first, "v3 is not asked again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_reuse_each_source_connection_pool() {
+    let office = Office::start().await;
+    let config = Config::load(&office.default_config()).unwrap();
+    let finder = Finder::from_config(&config).unwrap();
+    let connections = || office.sim.server("cmx-a").unwrap().connection_count();
+    for _ in 0..6 {
+        assert_eq!(finder.find("jdoe").await.unwrap().devices.len(), 2);
+    }
+    // 6 lookups × 3 variants = 18 requests (plus the map configuration); a shared pool needs at most
+    // one connection per request in flight at once.
+    assert!(connections() <= 4, "{} connections opened", connections());
+}
