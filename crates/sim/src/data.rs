@@ -38,7 +38,13 @@ impl World {
             return Some(png.clone());
         }
         let floor = self.floor_by_image(name)?;
-        let png = Bytes::from(crate::floorplan::png_for_floor(floor.width, floor.length));
+        let png = match crate::floorplan::image_for_floor(floor.width, floor.length, name) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(err) => {
+                tracing::error!(image = name, error = %err, "floor image generation failed");
+                return None;
+            }
+        };
         lock(&self.images).insert(name.to_owned(), png.clone());
         Some(png)
     }

@@ -1,8 +1,13 @@
-//! A generated floor plan (outer walls, rooms, a corridor) encoded as a 4-colour PNG without
-//! dependencies (uncompressed deflate blocks), sized to the floor's aspect ratio.
+//! A generated floor plan (outer walls, rooms, a corridor), sized to the floor's aspect ratio and
+//! encoded as the image name says: JPEG for `.jpg`/`.jpeg`, PNG otherwise — as real servers serve
+//! what was uploaded.
 
-/// The longer side of a generated image, in pixels.
-const LONG_SIDE: u32 = 1600;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder, RgbImage};
+
+/// The longer side of a generated image, in pixels: larger than whereis draws maps, as real plans are.
+const LONG_SIDE: u32 = 2400;
 
 /// Palette: room, corridor, wall, door.
 const PALETTE: [[u8; 3]; 4] = [
@@ -27,10 +32,32 @@ pub(crate) fn image_size(width: f64, length: f64) -> (u32, u32) {
     }
 }
 
-/// A PNG floor plan for a floor of `width` × `length`.
-pub(crate) fn png_for_floor(width: f64, length: f64) -> Vec<u8> {
+/// The floor plan image for a floor of `width` × `length`, encoded for `image_name`'s extension.
+pub(crate) fn image_for_floor(
+    width: f64,
+    length: f64,
+    image_name: &str,
+) -> Result<Vec<u8>, String> {
     let (w, h) = image_size(width, length);
-    png(w, h, |x, y| pixel(x, y, w, h))
+    let plan = RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb(PALETTE[usize::from(pixel(x, y, w, h))])
+    });
+    let mut out = Vec::new();
+    let lower = image_name.to_ascii_lowercase();
+    let result =
+        if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+            JpegEncoder::new_with_quality(&mut out, 85).write_image(
+                plan.as_raw(),
+                w,
+                h,
+                ExtendedColorType::Rgb8,
+            )
+        } else {
+            PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
+                .write_image(plan.as_raw(), w, h, ExtendedColorType::Rgb8)
+        };
+    result.map_err(|err| format!("cannot encode the floor plan: {err}"))?;
+    Ok(out)
 }
 
 fn pixel(x: u32, y: u32, w: u32, h: u32) -> u8 {
@@ -59,111 +86,4 @@ fn pixel(x: u32, y: u32, w: u32, h: u32) -> u8 {
         return WALL;
     }
     ROOM
-}
-
-/// Encodes a 2-bit palette PNG from `index(x, y)` (values 0..=3).
-fn png(w: u32, h: u32, index: impl Fn(u32, u32) -> u8) -> Vec<u8> {
-    let row_len = (w as usize).div_ceil(4);
-    let mut raw = Vec::with_capacity((row_len + 1) * h as usize);
-    for y in 0..h {
-        raw.push(0); // filter: none
-        let start = raw.len();
-        raw.resize(start + row_len, 0);
-        for x in 0..w {
-            let byte = &mut raw[start + x as usize / 4];
-            *byte |= (index(x, y) & 3) << (6 - 2 * (x % 4));
-        }
-    }
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[2, 3, 0, 0, 0]); // depth 2, palette, deflate, no filter, no interlace
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"PLTE", &PALETTE.concat());
-    chunk(&mut out, b"IDAT", &zlib_stored(&raw));
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
-}
-
-/// A zlib stream of stored (uncompressed) deflate blocks.
-fn zlib_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x78, 0x01];
-    let mut blocks = data.chunks(0xffff).peekable();
-    if blocks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(block) = blocks.next() {
-        out.push(u8::from(blocks.peek().is_none()));
-        let len = block.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(block);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65521;
-        b = (b + a) % 65521;
-    }
-    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (n, slot) in t.iter_mut().enumerate() {
-            let mut c = n as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
-        }
-        t
-    });
-    !data.iter().fold(!0u32, |c, &b| {
-        table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc_and_sizes() {
-        assert_eq!(crc32(b"IEND"), 0xae42_6082);
-        assert_eq!(image_size(300.0, 150.0), (1600, 800));
-        assert_eq!(image_size(40.0, 80.0), (800, 1600));
-    }
-
-    #[test]
-    fn png_has_header_and_size() {
-        let png = png_for_floor(300.0, 150.0);
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
-        assert_eq!(&png[12..16], b"IHDR");
-        assert_eq!(
-            u32::from_be_bytes([png[16], png[17], png[18], png[19]]),
-            1600
-        );
-        assert_eq!(
-            u32::from_be_bytes([png[20], png[21], png[22], png[23]]),
-            800
-        );
-        assert!(png.ends_with(&[0xae, 0x42, 0x60, 0x82]));
-    }
 }

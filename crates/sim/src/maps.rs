@@ -95,14 +95,24 @@ pub(crate) async fn floor_info(
     }
 }
 
-/// `GET .../maps/imagesource/{image}`: a generated PNG spanning the floor's width × length; 404 if unknown.
+/// `GET .../maps/imagesource/{image}`: a generated plan spanning the floor's width × length (JPEG for
+/// `.jpg` names, PNG otherwise); 404 if unknown.
 pub(crate) async fn image_source(
     State(data): State<Arc<ServerData>>,
     Path(image): Path<String>,
 ) -> Response {
-    match data.world.image(&image) {
-        Some(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    let lower = image.to_ascii_lowercase();
+    let content_type = if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+        "image/jpeg"
+    } else {
+        "image/png"
+    };
+    // Generating and encoding a plan takes a while the first time: not on the async threads.
+    let generated = tokio::task::spawn_blocking(move || data.world.image(&image)).await;
+    match generated {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
