@@ -64,6 +64,7 @@ fn locator(simulator: &Simulator, count: usize, variants: &[&str]) -> Locator {
                 insecure_skip_tls_verify: false,
                 priority: 0,
                 timeout: Duration::from_secs(2),
+                image_timeout: Duration::from_secs(10),
             })
             .expect("source");
             Arc::new(source) as Arc<dyn LocationSource>

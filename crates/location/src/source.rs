@@ -79,6 +79,8 @@ pub struct SourceSettings {
     pub priority: i32,
     /// Timeout of each HTTP request.
     pub timeout: Duration,
+    /// Timeout of a floor image download (images are large).
+    pub image_timeout: Duration,
 }
 
 /// Why a source could not answer.
@@ -144,10 +146,28 @@ pub trait LocationSource: Send + Sync {
     fn locate<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<SourceAnswer, SourceError>>;
     /// Checks that the server is reachable, accepts the credentials, and which API it speaks.
     fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>>;
+    /// Downloads a floor image (PNG or JPEG bytes) by the name the server gave for the floor.
+    fn floor_image<'a>(
+        &'a self,
+        image_name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, SourceError>> {
+        Box::pin(async move {
+            Err(SourceError::Status(format!(
+                "{} serves no floor images (asked for {image_name:?})",
+                self.name()
+            )))
+        })
+    }
 }
 
 /// Largest answer body accepted: a client list for one user is small; a map image is not fetched here.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Largest floor image accepted (real plans are a few MB; 10,000 px PNGs can reach tens of MB).
+const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
+/// Path prefix of CMX floor images.
+pub const CMX_IMAGE_PATH: &str = "/api/config/v1/maps/imagesource/";
+/// Path prefix of MSE floor images.
+pub const MSE_IMAGE_PATH: &str = "/api/contextaware/v1/maps/imagesource/";
 /// The catalog is refetched for an unknown floor at most this often.
 const CATALOG_REFRESH: Duration = Duration::from_secs(60);
 /// Identity used by probes: never a real user.
@@ -291,8 +311,18 @@ impl HttpSource {
         path_and_query: &str,
         credentials: &Credentials,
     ) -> Result<Fetched, SourceError> {
+        self.get_limited(path_and_query, credentials, self.settings.timeout, MAX_BODY)
+            .await
+    }
+
+    async fn get_limited(
+        &self,
+        path_and_query: &str,
+        credentials: &Credentials,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Fetched, SourceError> {
         let url = format!("{}{}", self.base, path_and_query);
-        let timeout = self.settings.timeout;
         let response = self
             .client
             .get(&url)
@@ -316,8 +346,8 @@ impl HttpSource {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY {
-                        return Err(SourceError::TooLarge(MAX_BODY));
+                    if body.len() + chunk.len() > max_body {
+                        return Err(SourceError::TooLarge(max_body));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -458,7 +488,7 @@ impl HttpSource {
         if fresh {
             return;
         }
-        let result = match self.get(maps::MAPS_PATH, self.v3_credentials()).await {
+        let result = match self.get(maps::MAPS_PATH, &self.settings.credentials).await {
             Ok(Fetched::Body(body)) => maps::parse_catalog(&body).map_err(SourceError::from),
             Ok(_) => Ok(Vec::new()),
             Err(err) => Err(err),
@@ -492,7 +522,7 @@ impl HttpSource {
                 .collect::<Vec<_>>()
                 .join("/")
         );
-        match self.get(&path, self.v3_credentials()).await {
+        match self.get(&path, &self.settings.credentials).await {
             Ok(Fetched::Body(body)) => maps::parse_floor_info(&body, hierarchy).ok().flatten(),
             _ => None,
         }
@@ -506,7 +536,10 @@ impl HttpSource {
                 Fetched::NotFound
             ) {
                 self.v3_state.store(V3_PRESENT, Ordering::Relaxed);
-                let floors = match self.get(maps::MAPS_PATH, self.v3_credentials()).await? {
+                let floors = match self
+                    .get(maps::MAPS_PATH, &self.settings.credentials)
+                    .await?
+                {
                     Fetched::Body(body) => maps::parse_catalog(&body)?.len(),
                     _ => 0,
                 };
@@ -560,6 +593,36 @@ impl LocationSource for HttpSource {
                 devices: parsed.devices,
                 rejected: parsed.rejected,
             })
+        })
+    }
+
+    fn floor_image<'a>(
+        &'a self,
+        image_name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, SourceError>> {
+        Box::pin(async move {
+            let prefix = match self.settings.kind {
+                SourceKind::Cmx | SourceKind::CmxV2 => CMX_IMAGE_PATH,
+                SourceKind::Mse => MSE_IMAGE_PATH,
+            };
+            let path = format!("{prefix}{}", utf8_percent_encode(image_name, PATH_SEGMENT));
+            let fetched = self
+                .get_limited(
+                    &path,
+                    &self.settings.credentials,
+                    self.settings.image_timeout,
+                    MAX_IMAGE_BODY,
+                )
+                .await?;
+            match fetched {
+                Fetched::Body(body) if !body.is_empty() => Ok(body),
+                Fetched::NotFound => Err(SourceError::Status(format!(
+                    "404 Not Found: no floor image {image_name:?}"
+                ))),
+                _ => Err(SourceError::Status(format!(
+                    "empty answer for floor image {image_name:?}"
+                ))),
+            }
         })
     }
 
@@ -659,6 +722,7 @@ mod tests {
             insecure_skip_tls_verify: false,
             priority: 0,
             timeout: Duration::from_secs(1),
+            image_timeout: Duration::from_secs(1),
         };
         assert!(matches!(
             HttpSource::new(settings("ftp://x", None)),

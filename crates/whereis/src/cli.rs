@@ -12,8 +12,9 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::lookup::{Finder, Outcome};
+use crate::lookup::{FindReport, Finder, MapInfo, Outcome};
 use crate::{demo, server};
+use whereis_floormap::MapError;
 
 /// Find a colleague in a hot-desk office through the wireless location servers.
 #[derive(Debug, Parser)]
@@ -35,6 +36,9 @@ enum Command {
         /// Print the JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Draw each device on its floor plan and write the PNGs into this directory.
+        #[arg(long, value_name = "DIR")]
+        map_dir: Option<PathBuf>,
     },
     /// Validate the configuration and probe every location server (exit 0 all good, 1 a source
     /// failed its probe, 2 invalid configuration).
@@ -120,7 +124,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             query,
             config,
             json,
-        } => find(&query, &config, json).await,
+            map_dir,
+        } => find(&query, &config, json, map_dir.as_deref()).await,
         Command::CheckConfig { config } => check_config(&config).await,
         Command::Serve { config } => serve(&config).await.map(|()| EXIT_FOUND),
         Command::Demo { listen } => demo::run(listen).await.map(|()| EXIT_FOUND),
@@ -135,15 +140,26 @@ fn load(path: &Path) -> anyhow::Result<(Config, Finder)> {
     Ok((config, finder))
 }
 
-async fn find(query: &str, config: &Path, json: bool) -> anyhow::Result<u8> {
+async fn find(
+    query: &str,
+    config: &Path,
+    json: bool,
+    map_dir: Option<&Path>,
+) -> anyhow::Result<u8> {
     let (_, finder) = load(config)?;
-    let report = match finder.find(query).await {
+    let mut report = match finder.find(query).await {
         Ok(report) => report,
         Err(err) => {
             eprintln!("whereis-bot: {err}");
             return Ok(EXIT_ERROR);
         }
     };
+    if let Some(dir) = map_dir {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("cannot create the map directory {}", dir.display()))?;
+        write_maps(&finder, &mut report, dir).await;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -157,6 +173,51 @@ async fn find(query: &str, config: &Path, json: bool) -> anyhow::Result<u8> {
             EXIT_ERROR
         }
     })
+}
+
+/// Draws every device of `report` and writes one PNG per device into `dir`.
+async fn write_maps(finder: &Finder, report: &mut FindReport, dir: &Path) {
+    let user = file_name_part(&report.person.username);
+    let drawn = futures::future::join_all(report.devices.iter().enumerate().map(|(i, entry)| {
+        let path = dir.join(format!(
+            "{user}-{}-{}.png",
+            i + 1,
+            entry.device.mac.replace(':', "")
+        ));
+        async move {
+            let map = finder.draw(&entry.device).await?;
+            tokio::fs::write(&path, &map.full.png)
+                .await
+                .map_err(|err| {
+                    MapError::Render(format!("cannot write {}: {err}", path.display()))
+                })?;
+            Ok(MapInfo {
+                path: Some(path.display().to_string()),
+                url: None,
+                width: map.full.width,
+                height: map.full.height,
+                marker: map.full.marker,
+                clamped: map.full.clamped,
+            })
+        }
+    }))
+    .await;
+    for (entry, map) in report.devices.iter_mut().zip(drawn) {
+        entry.set_map(map);
+    }
+}
+
+/// A username made safe for a file name.
+fn file_name_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 async fn check_config(path: &Path) -> anyhow::Result<u8> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+use whereis_floormap::MapSettings;
 use whereis_location::{Credentials, LocatorSettings, Secret, SourceKind, SourceSettings};
 
 /// A configuration that could not be loaded; the message names the file, line and key.
@@ -55,6 +56,8 @@ pub struct Config {
     pub lookup: LocatorSettings,
     /// Location servers, in file order.
     pub sources: Vec<SourceSettings>,
+    /// Floor maps: drawing and caching.
+    pub maps: MapSettings,
 }
 
 /// `[server]`.
@@ -84,6 +87,18 @@ struct RawConfig {
     directory: RawDirectory,
     #[serde(default)]
     privacy: RawPrivacy,
+    #[serde(default)]
+    maps: RawMaps,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaps {
+    display_width: Option<Spanned<u32>>,
+    crop_size: Option<Spanned<u32>>,
+    cache_dir: Option<PathBuf>,
+    memory_mb: Option<Spanned<u64>>,
+    fetch_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,6 +189,10 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
 /// How much longer than one request a whole lookup may take by default (a v3 → v2 fallback or a map
 /// configuration fetch needs a second request).
 pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 1000;
+/// Default timeout of a floor image download.
+pub const DEFAULT_IMAGE_TIMEOUT_MS: u64 = 10_000;
+/// Default directory of the floor image disk cache, beside the configuration file.
+pub const DEFAULT_MAP_CACHE_DIR: &str = "map-cache";
 /// Default address of `serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -285,6 +304,55 @@ impl Config {
             max_age: Duration::from_secs(raw.lookup.max_age_seconds.unwrap_or(900)),
         };
 
+        let image_timeout = match &raw.maps.fetch_timeout_ms {
+            Some(t) if !(1..=600_000).contains(t.get_ref()) => {
+                return Err(at(
+                    t.span(),
+                    "maps.fetch_timeout_ms: must be between 1 and 600000".to_owned(),
+                ))
+            }
+            Some(t) => Duration::from_millis(*t.get_ref()),
+            None => Duration::from_millis(DEFAULT_IMAGE_TIMEOUT_MS),
+        };
+
+        let maps = {
+            let raw = raw.maps;
+            let mut settings = MapSettings::default();
+            if let Some(width) = raw.display_width {
+                if !(64..=8192).contains(width.get_ref()) {
+                    return Err(at(
+                        width.span(),
+                        "maps.display_width: must be between 64 and 8192".to_owned(),
+                    ));
+                }
+                settings.display_width = *width.get_ref();
+            }
+            if let Some(size) = raw.crop_size {
+                if !(64..=4096).contains(size.get_ref()) {
+                    return Err(at(
+                        size.span(),
+                        "maps.crop_size: must be between 64 and 4096".to_owned(),
+                    ));
+                }
+                settings.crop_size = Some(*size.get_ref());
+            }
+            if let Some(mb) = raw.memory_mb {
+                if !(16..=65_536).contains(mb.get_ref()) {
+                    return Err(at(
+                        mb.span(),
+                        "maps.memory_mb: must be between 16 and 65536".to_owned(),
+                    ));
+                }
+                settings.memory_bytes = mb.get_ref() * 1024 * 1024;
+            }
+            settings.cache_dir = Some(
+                base_dir.join(
+                    raw.cache_dir
+                        .unwrap_or_else(|| PathBuf::from(DEFAULT_MAP_CACHE_DIR)),
+                ),
+            );
+            settings
+        };
         let Some(raw_sources) = raw.sources.filter(|s| !s.is_empty()) else {
             return Err(ConfigError::File {
                 path: path.to_owned(),
@@ -396,6 +464,7 @@ impl Config {
                 insecure_skip_tls_verify: source.insecure_skip_tls_verify,
                 priority: source.priority,
                 timeout: Duration::from_millis(timeout_ms),
+                image_timeout,
             });
         }
         Ok(Config {
@@ -403,6 +472,7 @@ impl Config {
             server,
             lookup,
             sources,
+            maps,
         })
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use whereis_floormap::{DeviceMap, FloorMaps, MapError, MarkerPosition};
 use whereis_location::{
     Device, HttpSource, InvalidUsername, LocationSource, Locator, SourceError, SourceFailure,
     Username,
@@ -11,9 +12,10 @@ use whereis_location::{
 
 use crate::config::Config;
 
-/// The lookup service: the Locator over every configured source.
+/// The lookup service: the Locator over every configured source, and the floor maps.
 pub struct Finder {
     locator: Locator,
+    maps: FloorMaps,
 }
 
 /// A source that could not be set up from the configuration.
@@ -43,9 +45,58 @@ pub struct FindReport {
     /// Who that was taken to mean.
     pub person: Person,
     /// Devices, most recently seen first.
-    pub devices: Vec<Device>,
+    pub devices: Vec<DeviceReport>,
     /// Sources that failed.
     pub errors: Vec<SourceFailure>,
+}
+
+/// One device of a report, with its map when maps were asked for.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceReport {
+    /// The device.
+    #[serde(flatten)]
+    pub device: Device,
+    /// The drawn map: absent when not asked for, `null` when it could not be drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<Option<MapInfo>>,
+    /// Why the map could not be drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_error: Option<String>,
+}
+
+/// Where a drawn map is and where its marker sits (in the PNG's pixels).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MapInfo {
+    /// File written by `find --map-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// URL served by the HTTP API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PNG width.
+    pub width: u32,
+    /// PNG height.
+    pub height: u32,
+    /// The marker's centre, `[x, y]` in pixels from the top-left.
+    pub marker: [u32; 2],
+    /// True when the position lay outside the floor and the marker was put on its edge.
+    pub clamped: bool,
+}
+
+impl DeviceReport {
+    /// Records a map (or why there is none).
+    pub fn set_map(&mut self, map: Result<MapInfo, MapError>) {
+        match map {
+            Ok(info) => {
+                self.map = Some(Some(info));
+                self.map_error = None;
+            }
+            Err(err) => {
+                self.map = Some(None);
+                self.map_error = Some(err.to_string());
+            }
+        }
+    }
 }
 
 /// How a lookup ended, for exit codes and HTTP statuses.
@@ -76,7 +127,29 @@ impl Finder {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Finder {
             locator: Locator::new(sources, config.lookup.clone()),
+            maps: FloorMaps::new(config.maps.clone()),
         })
+    }
+
+    /// The source a device came from.
+    fn source_of(&self, device: &Device) -> Option<&Arc<dyn LocationSource>> {
+        self.locator
+            .sources()
+            .iter()
+            .find(|source| source.name() == device.source)
+    }
+
+    /// Draws a device on its floor plan.
+    pub async fn draw(&self, device: &Device) -> Result<DeviceMap, MapError> {
+        let source = self.source_of(device).ok_or(MapError::NoFloorPlan)?;
+        self.maps.draw(source.as_ref(), device).await
+    }
+
+    /// Where a device's marker would be drawn, and the map's size, without drawing it.
+    pub async fn marker(&self, device: &Device) -> Result<(u32, u32, MarkerPosition), MapError> {
+        let source = self.source_of(device).ok_or(MapError::NoFloorPlan)?;
+        let (image, _, marker) = self.maps.locate_marker(source.as_ref(), device).await?;
+        Ok((image.width(), image.height(), marker))
     }
 
     /// The locator (for probes and tests).
@@ -94,7 +167,15 @@ impl Finder {
                 username: username.as_str().to_owned(),
                 display_name: None,
             },
-            devices: lookup.devices,
+            devices: lookup
+                .devices
+                .into_iter()
+                .map(|device| DeviceReport {
+                    device,
+                    map: None,
+                    map_error: None,
+                })
+                .collect(),
             errors: lookup.errors,
         })
     }
@@ -121,9 +202,28 @@ impl FindReport {
             1 => {}
             n => lines.push(format!("{who} has {n} devices:")),
         }
-        for device in &self.devices {
+        for report in &self.devices {
             let prefix = if self.devices.len() > 1 { "- " } else { "" };
-            lines.push(format!("{prefix}{}", describe_device(who, device)));
+            lines.push(format!("{prefix}{}", describe_device(who, &report.device)));
+            match (&report.map, &report.map_error) {
+                (
+                    Some(Some(MapInfo {
+                        path: Some(path),
+                        clamped,
+                        ..
+                    })),
+                    _,
+                ) => {
+                    let note = if *clamped {
+                        " (the reported position lies outside the floor; marked at its edge)"
+                    } else {
+                        ""
+                    };
+                    lines.push(format!("  map: {path}{note}"));
+                }
+                (_, Some(error)) => lines.push(format!("  map unavailable: {error}")),
+                _ => {}
+            }
         }
         for failure in &self.errors {
             lines.push(format!(
@@ -212,6 +312,14 @@ mod tests {
         }
     }
 
+    fn report() -> DeviceReport {
+        DeviceReport {
+            device: device(),
+            map: None,
+            map_error: None,
+        }
+    }
+
     #[test]
     fn one_device_sentence() {
         assert_eq!(
@@ -242,7 +350,7 @@ mod tests {
                 username: "jdoe".into(),
                 display_name: None,
             },
-            devices: vec![device(), device()],
+            devices: vec![report(), report()],
             errors: vec![SourceFailure {
                 source: "mse".into(),
                 error: "timed out after 2000 ms".into(),

@@ -3,28 +3,56 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use whereis_location::Device;
 
-use crate::lookup::{Finder, Outcome};
+use crate::lookup::{DeviceReport, Finder, MapInfo, Outcome};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     finder: Arc<Finder>,
+    /// Map id → the device to draw: ids are handed out by `locate`, drawn on request.
+    map_requests: moka::sync::Cache<String, Arc<Device>>,
+    /// Map id → drawn PNG.
+    drawn: moka::future::Cache<String, Arc<Vec<u8>>>,
 }
+
+/// How long a map URL from `locate` stays valid.
+const MAP_URL_LIFETIME: Duration = Duration::from_secs(3600);
+/// Byte budget of drawn PNGs kept for repeated requests.
+const DRAWN_MAPS_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The routes.
 pub fn router(finder: Arc<Finder>) -> Router {
+    let state = AppState {
+        finder,
+        map_requests: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(MAP_URL_LIFETIME)
+            .build(),
+        drawn: moka::future::Cache::builder()
+            .weigher(|_id: &String, png: &Arc<Vec<u8>>| {
+                u32::try_from(png.len()).unwrap_or(u32::MAX)
+            })
+            .max_capacity(DRAWN_MAPS_BYTES)
+            .time_to_live(MAP_URL_LIFETIME)
+            .build(),
+    };
     Router::new()
         .route("/api/v1/locate", get(locate))
+        .route("/api/v1/maps/{file}", get(map_png))
         .route("/healthz", get(healthz))
-        .with_state(AppState { finder })
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
@@ -59,13 +87,90 @@ async fn locate(State(state): State<AppState>, Query(params): Query<LocateParams
     };
     match state.finder.find(&query).await {
         Err(err) => error(StatusCode::BAD_REQUEST, err.to_string()),
-        Ok(report) => {
+        Ok(mut report) => {
+            let maps = futures::future::join_all(
+                report.devices.iter().map(|entry| map_link(&state, entry)),
+            )
+            .await;
+            for (entry, map) in report.devices.iter_mut().zip(maps) {
+                entry.set_map(map);
+            }
             let status = match state.finder.outcome(&report) {
                 Outcome::Found | Outcome::NotFound => StatusCode::OK,
                 Outcome::AllSourcesFailed => StatusCode::BAD_GATEWAY,
             };
             (status, Json(report)).into_response()
         }
+    }
+}
+
+/// Hands out the URL of a device's map: the floor image is fetched (once, cached) to know the map's
+/// size and marker; drawing waits until the URL is asked for.
+async fn map_link(
+    state: &AppState,
+    entry: &DeviceReport,
+) -> Result<MapInfo, whereis_floormap::MapError> {
+    let (width, height, marker) = state.finder.marker(&entry.device).await?;
+    let id = map_id(&entry.device);
+    state
+        .map_requests
+        .insert(id.clone(), Arc::new(entry.device.clone()));
+    Ok(MapInfo {
+        path: None,
+        url: Some(format!("/api/v1/maps/{id}.png")),
+        width,
+        height,
+        marker: marker.pixel,
+        clamped: marker.clamped,
+    })
+}
+
+/// Same device at the same place on the same floor → same id, so repeated lookups share one drawing.
+fn map_id(device: &Device) -> String {
+    let mut hasher = Sha256::new();
+    let plan = device.floor_plan.as_ref();
+    let fields = format!(
+        "{}\0{:?}\0{}\0{}\0{:?}\0{:?}\0{:?}",
+        device.source,
+        plan.map(|p| &p.image_name),
+        device.x,
+        device.y,
+        device.confidence,
+        plan.map(|p| p.width),
+        plan.map(|p| p.length),
+    );
+    hasher.update(fields.as_bytes());
+    hex::encode(&hasher.finalize()[..12])
+}
+
+/// `GET /api/v1/maps/{id}.png`: a map handed out by `locate`.
+async fn map_png(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let Some(id) = file.strip_suffix(".png") else {
+        return error(StatusCode::NOT_FOUND, "no such map".to_owned());
+    };
+    let Some(device) = state.map_requests.get(id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such map (map URLs expire an hour after the lookup)".to_owned(),
+        );
+    };
+    let finder = Arc::clone(&state.finder);
+    let drawn = state
+        .drawn
+        .try_get_with(id.to_owned(), async move {
+            finder.draw(&device).await.map(|map| Arc::new(map.full.png))
+        })
+        .await;
+    match drawn {
+        Ok(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            png.as_ref().clone(),
+        )
+            .into_response(),
+        Err(err) => error(StatusCode::BAD_GATEWAY, err.to_string()),
     }
 }
 

@@ -101,7 +101,14 @@ pub async fn whereis(args: &[&str]) -> Output {
 
 /// `whereis-bot find USER --config FILE --json`: exit code and parsed JSON.
 pub async fn find_json(user: &str, config: &Path) -> (i32, Value) {
-    let out = whereis(&["find", user, "--config", path_str(config), "--json"]).await;
+    find_json_with(user, config, &[]).await
+}
+
+/// `find --json` with extra arguments.
+pub async fn find_json_with(user: &str, config: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["find", user, "--config", path_str(config), "--json"];
+    args.extend_from_slice(extra);
+    let out = whereis(&args).await;
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
         panic!(
             "find --json printed no JSON ({err}); stdout: {} stderr: {}",
