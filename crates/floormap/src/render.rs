@@ -114,9 +114,10 @@ fn axis(value: f64, extent: f64, pixels: u32) -> (f64, u32, bool) {
             },
             true,
         )
-    } else if fraction < 0.0 {
+    } else if value < 0.0 || fraction < 0.0 {
+        // Compare the value too: a tiny negative x on a huge floor gives a fraction of -0.0.
         (0.0, true)
-    } else if fraction > 1.0 {
+    } else if value > extent || fraction > 1.0 {
         (1.0, true)
     } else {
         (fraction, false)

@@ -1,4 +1,5 @@
-//! Simulated Cisco wireless location servers (CMX 10.x v2/v3 and MSE 8.x) for tests and demos.
+//! Simulated Cisco wireless location servers (CMX 10.x v2/v3 and MSE 8.x) and a Webex API double, for tests
+//! and demos.
 //!
 //! The simulator speaks the **real wire formats** (see `DESIGN.md` §4 and the JSON fixtures) over real
 //! HTTP/1.1 on loopback ports, driven by a [`Scenario`], with per-server [`Fault`] injection. It depends on
@@ -27,6 +28,7 @@
 //!   and floor images `.../maps/imagesource/{image}` (CMX and MSE).
 //! - `floorplan` — a generated floor-plan PNG (no dependencies) for the image endpoints.
 //! - `data` — the per-server view of the scenario and the wire timestamp format.
+//! - `webex` — [`WebexDouble`], the Webex REST API double (see below).
 //!
 //! # Endpoints per server kind
 //! | kind | endpoints |
@@ -85,6 +87,33 @@
 //! Names must not contain `>`; a floor is referred to by `Campus>Building>Floor`. The same MAC may appear
 //! in several device entries (e.g. one seen by two servers with different `last_heard_seconds`) as long as
 //! no server sees it twice.
+//!
+//! # Webex API double
+//! [`WebexDouble`] stands in for `https://webexapis.com/v1` (use [`WebexDouble::base_url`]) on a loopback
+//! port: only its bearer token is accepted (else 401); every answer has a `trackingid` header and errors
+//! have Webex's body `{"message", "errors": [{"description"}], "trackingId"}`. It serves
+//! `GET /people/me`, `GET /people?email=` / `?displayName=&max=` (case-insensitive prefix),
+//! `GET /messages/{id}`, `POST /messages` (JSON, or multipart with one `files` part; `text`/`markdown` at
+//! most 7,439 bytes) and `GET|POST /webhooks`, `GET|PUT|DELETE /webhooks/{id}`. Tests script the users
+//! ([`WebexDouble::user_says`] in a [`direct_room`](WebexDouble::direct_room) or a
+//! [`group_room`](WebexDouble::group_room) that mentions the bot), deliver signed webhook events
+//! ([`WebexDouble::event_body`], [`WebexDouble::deliver`]: `X-Spark-Signature` = hex HMAC-SHA1), read what
+//! the bot posted ([`WebexDouble::posted`], [`WebexDouble::wait_for_posts`]) and inject 429/5xx answers
+//! ([`WebexDouble::fail_next_posts`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), whereis_sim::SimError> {
+//! use std::time::Duration;
+//! use whereis_sim::WebexDouble;
+//! let webex = WebexDouble::start("bot-token", "whereis@webex.bot", "whereis").await?;
+//! let room = webex.group_room("Office");
+//! let message = webex.user_says(&room, "jane.doe@example.com", "jdoe");
+//! let body = webex.event_body(&message);
+//! let status = webex.deliver("http://127.0.0.1:8080/webhooks/webex", &body, Some("secret")).await?;
+//! let replies = webex.wait_for_posts(1, Duration::from_secs(5)).await;
+//! # let _ = (status, replies);
+//! # Ok(()) }
+//! ```
 
 mod cmx;
 mod data;
@@ -93,12 +122,14 @@ mod maps;
 mod mse;
 mod scenario;
 mod server;
+pub mod webex;
 
 pub use scenario::{
     BuildingSpec, CampusSpec, DeviceSpec, Fault, FloorSpec, PersonSpec, Scenario, ServerKind,
     ServerSpec, Unit,
 };
 pub use server::{RecordedRequest, ServerHandle, Simulator};
+pub use webex::{MessagesFault, PostedFile, PostedMessage, WebexDouble, WebexPerson};
 
 /// Errors of the simulator: scenario problems and failures to start.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +167,14 @@ pub enum SimError {
         addr: std::net::SocketAddr,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The Webex double could not deliver a webhook (no connection, timeout, ...).
+    #[error("cannot deliver a webhook to {url}: {message}")]
+    Deliver {
+        /// The target URL.
+        url: String,
+        /// What went wrong.
+        message: String,
     },
     /// `first_port` + the number of servers does not fit in a port number.
     #[error("port {first_port} + {count} servers is beyond 65535")]

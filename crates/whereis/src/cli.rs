@@ -11,8 +11,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::chat::Bot;
 use crate::config::Config;
-use crate::lookup::{FindReport, Finder, MapInfo, Outcome};
+use crate::lookup::{FindError, FindReport, Finder, MapInfo, Outcome};
 use crate::{demo, server};
 use whereis_floormap::MapError;
 
@@ -59,6 +60,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Webex set-up.
+    Webex {
+        #[command(subcommand)]
+        command: WebexCommand,
+    },
     /// Run the simulated location servers of a scenario file.
     Sim {
         /// Scenario file (TOML).
@@ -71,6 +77,16 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum WebexCommand {
+    /// Create or update (never duplicate) the bot's webhook for `server.public_url`.
+    Register {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
 const EXIT_FOUND: u8 = 0;
 const EXIT_NOT_FOUND: u8 = 1;
 const EXIT_ERROR: u8 = 2;
@@ -80,7 +96,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Find { .. } | Command::CheckConfig { .. }
+        Command::Find { .. } | Command::CheckConfig { .. } | Command::Webex { .. }
     );
     init_logging(quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -130,6 +146,9 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Serve { config } => serve(&config).await.map(|()| EXIT_FOUND),
         Command::Demo { listen } => demo::run(listen).await.map(|()| EXIT_FOUND),
         Command::Sim { scenario, listen } => sim(&scenario, listen).await.map(|()| EXIT_FOUND),
+        Command::Webex {
+            command: WebexCommand::Register { config },
+        } => register_webhook(&config).await.map(|()| EXIT_FOUND),
     }
 }
 
@@ -149,6 +168,10 @@ async fn find(
     let (_, finder) = load(config)?;
     let mut report = match finder.find(query).await {
         Ok(report) => report,
+        Err(err @ FindError::OptedOut(_)) => {
+            println!("{err}.");
+            return Ok(EXIT_NOT_FOUND);
+        }
         Err(err) => {
             eprintln!("whereis-bot: {err}");
             return Ok(EXIT_ERROR);
@@ -264,12 +287,88 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     tracing::info!(address = %listener.local_addr()?, sources = config.sources.len(), "whereis serving");
-    server::serve(
-        listener,
-        server::router(Arc::new(finder)),
-        shutdown_signal(),
-    )
-    .await?;
+    let finder = Arc::new(finder);
+    let bot = match config.webex.clone() {
+        Some(webex) => Some(Arc::new(
+            Bot::connect(webex, config.privacy.clone(), Arc::clone(&finder))
+                .await
+                .context("cannot start the Webex bot")?,
+        )),
+        None => None,
+    };
+    server::serve(listener, server::router(finder, bot), shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Name of the webhook whereis registers.
+pub const WEBHOOK_NAME: &str = "whereis";
+
+async fn register_webhook(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let webex = config
+        .webex
+        .as_ref()
+        .with_context(|| format!("{}: no [webex] section", path.display()))?;
+    let public_url = config.server.public_url.as_deref().with_context(|| {
+        format!(
+            "{}: set server.public_url (where Webex can reach whereis)",
+            path.display()
+        )
+    })?;
+    let target_url = format!("{}/webhooks/webex", public_url.trim_end_matches('/'));
+    let client = whereis_webex::WebexClient::new(
+        &webex.api_base,
+        whereis_webex::Token::new(webex.token.expose()),
+        whereis_webex::RetryPolicy::default(),
+        std::time::Duration::from_secs(20),
+    )?;
+    let secret = webex.webhook_secret.as_ref().map(|s| s.expose().to_owned());
+    if secret.is_none() {
+        eprintln!("warning: no webhook secret configured: deliveries will not be verified");
+    }
+    let hooks = client.webhooks().await?;
+    let mine: Vec<_> = hooks
+        .iter()
+        .filter(|hook| {
+            hook.resource == "messages"
+                && (hook.target_url == target_url || hook.name == WEBHOOK_NAME)
+        })
+        .collect();
+    match mine.first() {
+        Some(existing) => {
+            let updated = client
+                .update_webhook(
+                    &existing.id,
+                    &whereis_webex::UpdateWebhook {
+                        name: WEBHOOK_NAME.to_owned(),
+                        target_url: target_url.clone(),
+                        secret,
+                        status: Some("active".to_owned()),
+                    },
+                )
+                .await?;
+            println!("updated webhook {} → {}", updated.id, updated.target_url);
+            if mine.len() > 1 {
+                println!(
+                    "note: {} other whereis webhooks exist; delete them in Webex to avoid double deliveries",
+                    mine.len() - 1
+                );
+            }
+        }
+        None => {
+            let created = client
+                .create_webhook(&whereis_webex::NewWebhook {
+                    name: WEBHOOK_NAME.to_owned(),
+                    target_url: target_url.clone(),
+                    resource: "messages".to_owned(),
+                    event: "created".to_owned(),
+                    filter: None,
+                    secret,
+                })
+                .await?;
+            println!("created webhook {} → {}", created.id, created.target_url);
+        }
+    }
     Ok(())
 }
 

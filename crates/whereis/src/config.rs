@@ -58,6 +58,30 @@ pub struct Config {
     pub sources: Vec<SourceSettings>,
     /// Floor maps: drawing and caching.
     pub maps: MapSettings,
+    /// The Webex bot, when `[webex]` is configured.
+    pub webex: Option<WebexConfig>,
+    /// Who may do what.
+    pub privacy: PrivacyConfig,
+}
+
+/// `[webex]`: the bot's account and who may use it.
+#[derive(Debug, Clone)]
+pub struct WebexConfig {
+    /// The bot's access token.
+    pub token: Secret,
+    /// The webhook secret; when set, unsigned or wrongly signed webhooks are refused.
+    pub webhook_secret: Option<Secret>,
+    /// REST API base, e.g. `https://webexapis.com/v1`.
+    pub api_base: String,
+    /// Requesters' email domains allowed to use the bot (lower case); empty = everyone.
+    pub allowed_domains: Vec<String>,
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, Default)]
+pub struct PrivacyConfig {
+    /// Emails (lower case) allowed to use `stats` in chat.
+    pub admins: Vec<String>,
 }
 
 /// `[server]`.
@@ -81,8 +105,7 @@ struct RawConfig {
     #[serde(default)]
     lookup: RawLookup,
     sources: Option<Vec<RawSource>>,
-    #[serde(default)]
-    webex: RawWebex,
+    webex: Option<Spanned<RawWebex>>,
     #[serde(default)]
     directory: RawDirectory,
     #[serde(default)]
@@ -117,15 +140,14 @@ struct RawStore {
     url: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct RawWebex {
-    token_env: Option<String>,
-    token_file: Option<PathBuf>,
-    webhook_secret_env: Option<String>,
-    webhook_secret_file: Option<PathBuf>,
-    api_base: Option<String>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<PathBuf>>,
+    webhook_secret_env: Option<Spanned<String>>,
+    webhook_secret_file: Option<Spanned<PathBuf>>,
+    api_base: Option<Spanned<String>>,
     allowed_domains: Option<Vec<String>>,
 }
 
@@ -139,9 +161,11 @@ struct RawDirectory {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct RawPrivacy {
+    // Enforced with the store (rate limit, audit retention); validated now.
+    #[allow(dead_code)]
     rate_limit_per_hour: Option<u32>,
+    #[allow(dead_code)]
     audit_retention_days: Option<u32>,
     admins: Option<Vec<String>>,
 }
@@ -193,6 +217,8 @@ pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 1000;
 pub const DEFAULT_IMAGE_TIMEOUT_MS: u64 = 10_000;
 /// Default directory of the floor image disk cache, beside the configuration file.
 pub const DEFAULT_MAP_CACHE_DIR: &str = "map-cache";
+/// Default Webex REST API base.
+pub const DEFAULT_WEBEX_API: &str = "https://webexapis.com/v1";
 /// Default address of `serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -467,12 +493,78 @@ impl Config {
                 image_timeout,
             });
         }
+        let webex = match raw.webex {
+            None => None,
+            Some(section) => {
+                let span = section.span();
+                let section = section.into_inner();
+                let token = secret(
+                    &at,
+                    base_dir,
+                    env,
+                    span.clone(),
+                    ("webex.token_env", section.token_env.as_ref()),
+                    ("webex.token_file", section.token_file.as_ref()),
+                )?
+                .ok_or_else(|| {
+                    at(
+                        span.clone(),
+                        "[webex]: set token_env or token_file (the bot's access token)".to_owned(),
+                    )
+                })?;
+                let webhook_secret = secret(
+                    &at,
+                    base_dir,
+                    env,
+                    span.clone(),
+                    (
+                        "webex.webhook_secret_env",
+                        section.webhook_secret_env.as_ref(),
+                    ),
+                    (
+                        "webex.webhook_secret_file",
+                        section.webhook_secret_file.as_ref(),
+                    ),
+                )?;
+                let api_base = match section.api_base {
+                    Some(base) => {
+                        check_url(base.get_ref())
+                            .map_err(|msg| at(base.span(), format!("webex.api_base: {msg}")))?;
+                        base.into_inner().trim_end_matches('/').to_owned()
+                    }
+                    None => DEFAULT_WEBEX_API.to_owned(),
+                };
+                Some(WebexConfig {
+                    token,
+                    webhook_secret,
+                    api_base,
+                    allowed_domains: section
+                        .allowed_domains
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                        .filter(|d| !d.is_empty())
+                        .collect(),
+                })
+            }
+        };
+        let privacy = PrivacyConfig {
+            admins: raw
+                .privacy
+                .admins
+                .unwrap_or_default()
+                .iter()
+                .map(|a| a.trim().to_lowercase())
+                .collect(),
+        };
         Ok(Config {
             path: path.to_owned(),
             server,
             lookup,
             sources,
             maps,
+            webex,
+            privacy,
         })
     }
 }
@@ -645,7 +737,7 @@ password_env = "MSE_PASSWORD"
     #[test]
     fn design_example_sections_are_accepted() {
         let text = format!(
-            "{GOOD}\n[store]\nurl = \"sqlite://whereis.db\"\n[webex]\ntoken_env = \"T\"\nallowed_domains = [\"example.com\"]\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n[privacy]\nrate_limit_per_hour = 30\naudit_retention_days = 90\nadmins = [\"it@example.com\"]\n"
+            "{GOOD}\n[store]\nurl = \"sqlite://whereis.db\"\n[webex]\ntoken_env = \"MSE_PASSWORD\"\nallowed_domains = [\"example.com\"]\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n[privacy]\nrate_limit_per_hour = 30\naudit_retention_days = 90\nadmins = [\"it@example.com\"]\n"
         );
         parse(&text).unwrap();
     }

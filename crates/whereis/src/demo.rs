@@ -73,7 +73,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     println!("{}", instructions(&simulator, address, &config_path));
     server::serve(
         listener,
-        server::router(Arc::new(finder)),
+        server::router(Arc::new(finder), None),
         shutdown_signal(),
     )
     .await?;

@@ -4,10 +4,14 @@
 //! - [`config`]: the TOML configuration, validated with file/line/key errors; secrets from env/files.
 //! - [`lookup`]: one lookup for every channel ([`lookup::Finder`]) and its JSON/text answer.
 //! - [`server`]: the HTTP routes of `serve` and `demo`.
+//! - [`chat`]: the Webex bot: webhook intake, commands, replies with maps.
+//! - [`privacy`]: opt-outs and counters, enforced the same way on every channel.
 //! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`).
 
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod lookup;
+pub mod privacy;
 pub mod server;

@@ -11,11 +11,25 @@ use whereis_location::{
 };
 
 use crate::config::Config;
+use crate::privacy::Privacy;
 
-/// The lookup service: the Locator over every configured source, and the floor maps.
+/// The lookup service: the Locator over every configured source, the floor maps, and the privacy
+/// rules every channel goes through.
 pub struct Finder {
     locator: Locator,
     maps: FloorMaps,
+    privacy: Arc<Privacy>,
+}
+
+/// Why a lookup was not run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FindError {
+    /// The query is not a usable username.
+    #[error(transparent)]
+    BadQuery(#[from] InvalidUsername),
+    /// The person opted out of being located (nothing else is revealed).
+    #[error("{0} has opted out of whereis")]
+    OptedOut(String),
 }
 
 /// A source that could not be set up from the configuration.
@@ -128,7 +142,18 @@ impl Finder {
         Ok(Finder {
             locator: Locator::new(sources, config.lookup.clone()),
             maps: FloorMaps::new(config.maps.clone()),
+            privacy: Arc::new(Privacy::default()),
         })
+    }
+
+    /// The privacy state (opt-outs, counters) this finder enforces.
+    pub fn privacy(&self) -> &Arc<Privacy> {
+        &self.privacy
+    }
+
+    /// The zoomed crop size for chat, when configured.
+    pub fn crop_size(&self) -> Option<u32> {
+        self.maps.settings().crop_size
     }
 
     /// The source a device came from.
@@ -158,9 +183,15 @@ impl Finder {
     }
 
     /// Looks a username up on every source.
-    pub async fn find(&self, query: &str) -> Result<FindReport, InvalidUsername> {
+    pub async fn find(&self, query: &str) -> Result<FindReport, FindError> {
         let username = Username::parse(query)?;
+        if self.privacy.is_opted_out(username.as_str()) {
+            self.privacy.count_refusal("opted out");
+            return Err(FindError::OptedOut(username.as_str().to_owned()));
+        }
         let lookup = self.locator.locate(&username).await;
+        self.privacy
+            .count_lookup(lookup.devices.iter().map(|d| d.source.as_str()));
         Ok(FindReport {
             query: query.trim().to_owned(),
             person: Person {

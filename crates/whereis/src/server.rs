@@ -5,22 +5,26 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use whereis_location::Device;
 
-use crate::lookup::{DeviceReport, Finder, MapInfo, Outcome};
+use crate::chat::{Bot, Intake};
+use crate::lookup::{DeviceReport, FindError, Finder, MapInfo, Outcome};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     finder: Arc<Finder>,
+    bot: Option<Arc<Bot>>,
     /// Map id → the device to draw: ids are handed out by `locate`, drawn on request.
     map_requests: moka::sync::Cache<String, Arc<Device>>,
     /// Map id → drawn PNG.
@@ -32,10 +36,11 @@ const MAP_URL_LIFETIME: Duration = Duration::from_secs(3600);
 /// Byte budget of drawn PNGs kept for repeated requests.
 const DRAWN_MAPS_BYTES: u64 = 128 * 1024 * 1024;
 
-/// The routes.
-pub fn router(finder: Arc<Finder>) -> Router {
+/// The routes; `POST /webhooks/webex` answers 404 when no bot is configured.
+pub fn router(finder: Arc<Finder>, bot: Option<Arc<Bot>>) -> Router {
     let state = AppState {
         finder,
+        bot,
         map_requests: moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(MAP_URL_LIFETIME)
@@ -52,6 +57,7 @@ pub fn router(finder: Arc<Finder>) -> Router {
         .route("/api/v1/locate", get(locate))
         .route("/api/v1/maps/{file}", get(map_png))
         .route("/healthz", get(healthz))
+        .route("/webhooks/webex", post(webex_webhook))
         .with_state(state)
 }
 
@@ -86,6 +92,7 @@ async fn locate(State(state): State<AppState>, Query(params): Query<LocateParams
         );
     };
     match state.finder.find(&query).await {
+        Err(err @ FindError::OptedOut(_)) => error(StatusCode::FORBIDDEN, err.to_string()),
         Err(err) => error(StatusCode::BAD_REQUEST, err.to_string()),
         Ok(mut report) => {
             let maps = futures::future::join_all(
@@ -171,6 +178,34 @@ async fn map_png(State(state): State<AppState>, Path(file): Path<String>) -> Res
         )
             .into_response(),
         Err(err) => error(StatusCode::BAD_GATEWAY, err.to_string()),
+    }
+}
+
+/// `POST /webhooks/webex`: checks the delivery and answers at once; the work happens in a task.
+async fn webex_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(bot) = &state.bot else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the Webex bot is not configured".to_owned(),
+        );
+    };
+    let signature = headers
+        .get(whereis_webex::SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok());
+    match bot.intake(&body, signature) {
+        Intake::Unauthorized => {
+            tracing::warn!("webhook with a missing or wrong signature refused");
+            StatusCode::UNAUTHORIZED.into_response()
+        }
+        Intake::Malformed(reason) => error(StatusCode::BAD_REQUEST, reason),
+        Intake::Ignored(reason) => {
+            tracing::debug!(reason, "webhook ignored");
+            StatusCode::OK.into_response()
+        }
+        Intake::Accepted(event) => {
+            bot.spawn(event);
+            StatusCode::OK.into_response()
+        }
     }
 }
 

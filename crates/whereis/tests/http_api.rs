@@ -20,7 +20,7 @@ async fn start_server(office: &Office) -> (String, tokio::sync::oneshot::Sender<
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::serve(
         listener,
-        server::router(Arc::new(finder)),
+        server::router(Arc::new(finder), None),
         async move {
             let _ = stopped.await;
         },

@@ -212,7 +212,7 @@ async fn the_api_links_each_device_to_its_map() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(whereis::server::serve(
         listener,
-        whereis::server::router(Arc::new(finder)),
+        whereis::server::router(Arc::new(finder), None),
         std::future::pending(),
     ));
     let doc: serde_json::Value = reqwest::get(format!("{base}/api/v1/locate?q=jdoe"))

@@ -1,0 +1,377 @@
+//! The Webex bot: takes webhook deliveries, answers at once, and does the work in a task —
+//! fetch the message → strip the mention → parse the command → privacy checks → "Looking for …" →
+//! lookup → one reply per device with its floor map.
+
+pub mod command;
+pub mod mention;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use whereis_webex::{
+    verify_signature, Attachment, Message, NewMessage, Person, RetryPolicy, RoomType, Token,
+    WebexClient, WebexError, WebhookEvent,
+};
+
+use crate::config::{PrivacyConfig, WebexConfig};
+use crate::lookup::{describe_device, FindError, Finder};
+pub use command::Command;
+
+/// How long a handled message id is remembered (Webex retries a delivery for a few minutes).
+const DEDUPE_WINDOW: Duration = Duration::from_secs(3600);
+/// Messages being worked on at once; more wait their turn.
+const CONCURRENT_MESSAGES: usize = 64;
+/// Timeout of each Webex API request.
+const WEBEX_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The bot could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// The Webex client could not be built or `people/me` failed (bad token, unreachable API).
+    #[error("Webex: {0}")]
+    Webex(#[from] WebexError),
+}
+
+/// What to do with one webhook delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intake {
+    /// Signature missing or wrong: 401, and nothing else happens.
+    Unauthorized,
+    /// Not a webhook body: 400.
+    Malformed(String),
+    /// Accepted but nothing to do (a retry, our own message, another resource): 200.
+    Ignored(&'static str),
+    /// A new message to work on: 200, then [`Bot::handle`].
+    Accepted(Box<WebhookEvent>),
+}
+
+/// The Webex bot.
+pub struct Bot {
+    client: WebexClient,
+    me: Person,
+    finder: Arc<Finder>,
+    webex: WebexConfig,
+    privacy: PrivacyConfig,
+    handled: moka::sync::Cache<String, ()>,
+    working: Arc<Semaphore>,
+}
+
+impl Bot {
+    /// Connects to Webex (asks `people/me` for the bot's own id and name).
+    pub async fn connect(
+        webex: WebexConfig,
+        privacy: PrivacyConfig,
+        finder: Arc<Finder>,
+    ) -> Result<Bot, BotError> {
+        let client = WebexClient::new(
+            &webex.api_base,
+            Token::new(webex.token.expose()),
+            RetryPolicy::default(),
+            WEBEX_TIMEOUT,
+        )?;
+        let me = client.me().await?;
+        tracing::info!(bot = %me.display_name.as_deref().unwrap_or("?"), "Webex bot connected");
+        Ok(Bot {
+            client,
+            me,
+            finder,
+            webex,
+            privacy,
+            handled: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(DEDUPE_WINDOW)
+                .build(),
+            working: Arc::new(Semaphore::new(CONCURRENT_MESSAGES)),
+        })
+    }
+
+    /// The bot's display name.
+    pub fn name(&self) -> &str {
+        self.me.display_name.as_deref().unwrap_or("whereis")
+    }
+
+    /// Checks a delivery: signature (when a secret is configured), shape, retries, our own messages.
+    pub fn intake(&self, body: &[u8], signature: Option<&str>) -> Intake {
+        if let Some(secret) = &self.webex.webhook_secret {
+            let signed = signature
+                .is_some_and(|header| verify_signature(secret.expose().as_bytes(), body, header));
+            if !signed {
+                return Intake::Unauthorized;
+            }
+        }
+        let event: WebhookEvent = match serde_json::from_slice(body) {
+            Ok(event) => event,
+            Err(err) => return Intake::Malformed(format!("not a webhook event: {err}")),
+        };
+        if event.resource != "messages" || event.event != "created" {
+            return Intake::Ignored("not a new message");
+        }
+        let from_me =
+            event.data.person_id.as_deref() == Some(self.me.id.as_str())
+                || event.data.person_email.as_deref().is_some_and(|email| {
+                    self.me.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
+                });
+        if from_me {
+            return Intake::Ignored("the bot's own message");
+        }
+        // Webex retries deliveries it thinks failed: one answer per message id.
+        let first = self
+            .handled
+            .entry(event.data.id.clone())
+            .or_insert(())
+            .is_fresh();
+        if !first {
+            return Intake::Ignored("already handled");
+        }
+        Intake::Accepted(Box::new(event))
+    }
+
+    /// Works on an accepted event in the background; the webhook has already been answered.
+    pub fn spawn(self: &Arc<Self>, event: Box<WebhookEvent>) {
+        let bot = Arc::clone(self);
+        tokio::spawn(async move {
+            let Ok(_permit) = Arc::clone(&bot.working).acquire_owned().await else {
+                return;
+            };
+            let message_id = event.data.id.clone();
+            if let Err(err) = bot.handle(*event).await {
+                tracing::warn!(message = %message_id, error = %err, "could not answer a message");
+            }
+        });
+    }
+
+    /// Answers one message.
+    pub async fn handle(&self, event: WebhookEvent) -> Result<(), WebexError> {
+        let message = self.client.message(&event.data.id).await?;
+        let requester = message
+            .person_email
+            .clone()
+            .or(event.data.person_email)
+            .unwrap_or_default()
+            .to_lowercase();
+        let reply = Reply {
+            bot: self,
+            message: &message,
+        };
+        if !self.allowed(&requester) {
+            self.finder.privacy().count_refusal("requester not allowed");
+            return reply
+                .text(format!(
+                    "Sorry, whereis is only available to people at {}.",
+                    self.webex.allowed_domains.join(", ")
+                ))
+                .await;
+        }
+        let text = match message.room_type {
+            Some(RoomType::Group) => mention::strip_mention(
+                message.text.as_deref().unwrap_or_default(),
+                message.html.as_deref(),
+                &self.me.id,
+                self.name(),
+            ),
+            _ => message.text.clone().unwrap_or_default(),
+        };
+        match Command::parse(&text) {
+            Command::Help | Command::Empty => reply.markdown(help(self.name())).await,
+            Command::OptOut => {
+                let username = requester_username(&requester);
+                self.finder.privacy().opt_out(&username);
+                reply
+                    .text(format!(
+                        "Done: {username} will not be located by whereis any more. Send \"optin\" to undo."
+                    ))
+                    .await
+            }
+            Command::OptIn => {
+                let username = requester_username(&requester);
+                self.finder.privacy().opt_in(&username);
+                reply
+                    .text(format!(
+                        "Done: colleagues can find {username} with whereis again."
+                    ))
+                    .await
+            }
+            Command::Stats => {
+                if self.privacy.admins.contains(&requester) {
+                    reply.markdown(stats_text(&self.finder)).await
+                } else {
+                    self.finder.privacy().count_refusal("stats by non-admin");
+                    reply
+                        .text("Sorry, stats are for the whereis administrators.".to_owned())
+                        .await
+                }
+            }
+            Command::Find(query) => self.find(&reply, &query).await,
+        }
+    }
+
+    fn allowed(&self, email: &str) -> bool {
+        if self.webex.allowed_domains.is_empty() {
+            return true;
+        }
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.webex.allowed_domains.iter().any(|d| d == domain)
+    }
+
+    async fn find(&self, reply: &Reply<'_>, query: &str) -> Result<(), WebexError> {
+        let report = match self.finder.find(query).await {
+            Ok(report) => report,
+            Err(FindError::BadQuery(whereis_location::InvalidUsername::FullName(name))) => {
+                return reply
+                    .text(format!(
+                        "I can only look people up by username for now (e.g. \"whereis jdoe\"); \"{name}\" looks like a full name."
+                    ))
+                    .await
+            }
+            Err(err) => return reply.text(format!("{err}.")).await,
+        };
+        // The acknowledgement goes out before the maps are drawn.
+        reply
+            .text(format!("Looking for {}…", report.person.username))
+            .await?;
+        let who = &report.person.username;
+        if report.devices.is_empty() {
+            let mut text = format!(
+                "I could not find {who} on the wireless network: not connected right now, out of the office, or a different username."
+            );
+            if !report.errors.is_empty() {
+                text.push_str(&format!(" ({})", failed_sources(&report.errors)));
+            }
+            return reply.text(text).await;
+        }
+        if report.devices.len() > 1 {
+            reply
+                .text(format!("{who} has {} devices:", report.devices.len()))
+                .await?;
+        }
+        for (i, entry) in report.devices.iter().enumerate() {
+            let sentence = describe_device(who, &entry.device);
+            match self.finder.draw(&entry.device).await {
+                Ok(map) => {
+                    let drawn = map.crop.unwrap_or(map.full);
+                    let note = if drawn.clamped {
+                        " (reported outside the floor plan; marked at its edge)"
+                    } else {
+                        ""
+                    };
+                    let attachment = Attachment {
+                        file_name: format!("{who}-{}.png", i + 1),
+                        content_type: "image/png".to_owned(),
+                        bytes: drawn.png,
+                    };
+                    reply
+                        .with_file(format!("{sentence}{note}"), attachment)
+                        .await?;
+                }
+                Err(err) => {
+                    reply
+                        .text(format!("{sentence} (map unavailable: {err})"))
+                        .await?;
+                }
+            }
+        }
+        if !report.errors.is_empty() {
+            reply
+                .text(format!("Note: {}", failed_sources(&report.errors)))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Replies to one message: threaded in group spaces.
+struct Reply<'a> {
+    bot: &'a Bot,
+    message: &'a Message,
+}
+
+impl Reply<'_> {
+    fn base(&self) -> NewMessage {
+        let parent_id = match self.message.room_type {
+            // A reply goes under the thread's root, whether the request started the thread or not.
+            Some(RoomType::Group) => Some(
+                self.message
+                    .parent_id
+                    .clone()
+                    .unwrap_or_else(|| self.message.id.clone()),
+            ),
+            _ => None,
+        };
+        NewMessage {
+            room_id: self.message.room_id.clone(),
+            parent_id,
+            ..NewMessage::default()
+        }
+    }
+
+    async fn text(&self, text: String) -> Result<(), WebexError> {
+        let message = NewMessage {
+            text: Some(whereis_webex::truncate_message(&text)),
+            ..self.base()
+        };
+        self.bot.client.post_message(&message).await.map(|_| ())
+    }
+
+    async fn markdown(&self, markdown: String) -> Result<(), WebexError> {
+        let message = NewMessage {
+            markdown: Some(whereis_webex::truncate_message(&markdown)),
+            ..self.base()
+        };
+        self.bot.client.post_message(&message).await.map(|_| ())
+    }
+
+    async fn with_file(&self, text: String, file: Attachment) -> Result<(), WebexError> {
+        let message = NewMessage {
+            text: Some(whereis_webex::truncate_message(&text)),
+            ..self.base()
+        };
+        self.bot
+            .client
+            .post_message_with_file(&message, &file)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A chat requester's username: the email's local part (until a directory maps emails to usernames).
+fn requester_username(email: &str) -> String {
+    email.split('@').next().unwrap_or(email).to_owned()
+}
+
+fn failed_sources(errors: &[whereis_location::SourceFailure]) -> String {
+    let names: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} did not answer: {}", e.source, e.error))
+        .collect();
+    names.join("; ")
+}
+
+/// The `help` text.
+pub fn help(bot_name: &str) -> String {
+    format!(
+        "**{bot_name}** finds colleagues in the office through the wireless network.\n\n\
+         - `{bot_name} jdoe` — where is jdoe? (in a space, mention me: @{bot_name} jdoe)\n\
+         - `optout` — stop being located; `optin` — allow it again\n\
+         - `stats` — lookup counters (administrators)\n\
+         - `help` — this text\n\n\
+         I answer with the building and floor, how long ago the device was seen, and the floor plan with a marker for each of the person's devices."
+    )
+}
+
+fn stats_text(finder: &Finder) -> String {
+    let stats = finder.privacy().snapshot();
+    let mut text = format!(
+        "**whereis stats** (since start)\n\n- lookups: {}\n- found: {}\n- not found: {}\n",
+        stats.lookups, stats.found, stats.not_found
+    );
+    for (reason, count) in &stats.refused {
+        text.push_str(&format!("- refused ({reason}): {count}\n"));
+    }
+    for (source, count) in &stats.by_source {
+        text.push_str(&format!("- devices from {source}: {count}\n"));
+    }
+    text
+}
