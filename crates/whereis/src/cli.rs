@@ -273,8 +273,30 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
             }
         }
     }
+    if let Some(webex) = &config.webex {
+        let client = whereis_webex::WebexClient::new(
+            &webex.api_base,
+            whereis_webex::Token::new(webex.token.expose()),
+            whereis_webex::RetryPolicy {
+                max_attempts: 1,
+                ..whereis_webex::RetryPolicy::default()
+            },
+            std::time::Duration::from_secs(10),
+        )?;
+        match client.me().await {
+            Ok(me) => println!(
+                "  ok    {:<20} bot {:?}",
+                "webex",
+                me.display_name.unwrap_or_default()
+            ),
+            Err(err) => {
+                failed += 1;
+                println!("  FAIL  {:<20} {err}", "webex");
+            }
+        }
+    }
     if failed > 0 {
-        println!("{failed} source(s) failed their probe");
+        println!("{failed} check(s) failed");
         Ok(EXIT_NOT_FOUND)
     } else {
         Ok(EXIT_FOUND)
@@ -286,7 +308,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    tracing::info!(address = %listener.local_addr()?, sources = config.sources.len(), "whereis serving");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, sources = config.sources.len(), "whereis serving");
     let finder = Arc::new(finder);
     let bot = match config.webex.clone() {
         Some(webex) => Some(Arc::new(
@@ -296,6 +319,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    // Operators and scripts read this line (with `listen = "…:0"` it is the only way to learn the port).
+    println!("whereis listening on http://{address}");
     server::serve(listener, server::router(finder, bot), shutdown_signal()).await?;
     Ok(())
 }

@@ -6,24 +6,54 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
 use tokio::net::TcpListener;
+use whereis_sim::webex::WebexDouble;
 use whereis_sim::{Scenario, Simulator};
+
+use crate::chat::{Bot, Intake};
 
 use crate::cli::shutdown_signal;
 use crate::config::Config;
 use crate::lookup::Finder;
 use crate::server;
 
-/// Writes a configuration for `simulator` into `dir` (passwords in files beside it) and returns its
-/// path.
-pub fn write_config(simulator: &Simulator, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+/// The demo bot's token and webhook secret (the Webex double accepts only these).
+const DEMO_BOT_TOKEN: &str = "demo-bot-token";
+const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
+/// Who the local chat speaks as by default.
+const DEMO_REQUESTER: &str = "jane.doe@example.com";
+
+/// Writes a configuration for `simulator` (and the Webex double at `webex_api`, if any) into `dir`
+/// (secrets in files beside it) and returns its path.
+pub fn write_config(
+    simulator: &Simulator,
+    webex_api: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<std::path::PathBuf> {
     let mut text = String::from(
         "# Written by `whereis-bot demo` for its simulated location servers.\n\
          [lookup]\n\
          username_variants = [\"{user}\", \"CORP\\\\{user}\", \"corp\\\\{user}\"]\n\
          timeout_ms = 2000\n",
     );
+    if let Some(api) = webex_api {
+        write_private(&dir.join("webex.token"), DEMO_BOT_TOKEN)?;
+        write_private(&dir.join("webhook.secret"), DEMO_WEBHOOK_SECRET)?;
+        write!(
+            text,
+            "\n[webex]\ntoken_file = \"webex.token\"\nwebhook_secret_file = \"webhook.secret\"\napi_base = {api:?}\nallowed_domains = [\"example.com\"]\n\n[privacy]\nadmins = [\"it@example.com\"]\n"
+        )?;
+    }
     for (i, server) in simulator.servers().iter().enumerate() {
         let secret = format!("{}.password", server.name());
         write_private(&dir.join(&secret), server.password())?;
@@ -63,22 +93,105 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         .prefix("whereis-demo-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let config_path = write_config(&simulator, dir.path())?;
+    let webex = WebexDouble::start(DEMO_BOT_TOKEN, "whereis@webex.bot", "whereis")
+        .await
+        .context("cannot start the Webex double")?;
+    let config_path = write_config(&simulator, Some(&webex.base_url()), dir.path())?;
     let config = Config::load(&config_path)?;
-    let finder = Finder::from_config(&config)?;
+    let finder = Arc::new(Finder::from_config(&config)?);
+    let webex_config = config
+        .webex
+        .clone()
+        .context("the demo configuration has a [webex] section")?;
+    let bot = Arc::new(
+        Bot::connect(webex_config, config.privacy.clone(), Arc::clone(&finder))
+            .await
+            .context("cannot connect the bot to the Webex double")?,
+    );
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0)")
     })?;
     let address = listener.local_addr()?;
+    let chat = LocalChat {
+        webex: Arc::new(webex),
+        bot: Arc::clone(&bot),
+        files: dir.path().join("chat"),
+    };
+    let router = server::router(finder, Some(bot)).merge(chat.router());
     println!("{}", instructions(&simulator, address, &config_path));
-    server::serve(
-        listener,
-        server::router(Arc::new(finder), None),
-        shutdown_signal(),
-    )
-    .await?;
+    server::serve(listener, router, shutdown_signal()).await?;
     simulator.shutdown().await;
     Ok(())
+}
+
+/// `GET /demo/chat?text=…[&from=EMAIL][&space=NAME]`: says something to the bot in the Webex double
+/// (a direct room, or a group space when `space` is given) and answers with the bot's replies; maps
+/// are saved as files and named in the answer.
+#[derive(Clone)]
+struct LocalChat {
+    webex: Arc<WebexDouble>,
+    bot: Arc<Bot>,
+    files: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatParams {
+    text: Option<String>,
+    from: Option<String>,
+    space: Option<String>,
+}
+
+impl LocalChat {
+    fn router(self) -> Router {
+        Router::new()
+            .route("/demo/chat", get(local_chat))
+            .with_state(self)
+    }
+}
+
+async fn local_chat(State(chat): State<LocalChat>, Query(params): Query<ChatParams>) -> Response {
+    let Some(text) = params.text.filter(|t| !t.trim().is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "say something: /demo/chat?text=whereis%20jdoe"})),
+        )
+            .into_response();
+    };
+    let from = params.from.unwrap_or_else(|| DEMO_REQUESTER.to_owned());
+    let room = match &params.space {
+        Some(space) => chat.webex.group_room(space),
+        None => chat.webex.direct_room(&from),
+    };
+    let before = chat.webex.posted().len();
+    let id = chat.webex.user_says(&room, &from, &text);
+    let body = chat.webex.event_body(&id);
+    let signature = whereis_webex::sign(DEMO_WEBHOOK_SECRET.as_bytes(), &body);
+    // The same intake as the webhook route; the answer is awaited here so the replies can be shown.
+    let outcome = match chat.bot.intake(&body, Some(&signature)) {
+        Intake::Accepted(event) => chat.bot.handle(*event).await.map_err(|e| e.to_string()),
+        other => Err(format!("not handled: {other:?}")),
+    };
+    let mut replies = Vec::new();
+    for (number, post) in chat.webex.posted().into_iter().enumerate().skip(before) {
+        let mut reply = json!({"text": post.text.or(post.markdown)});
+        if let Some(file) = post.file {
+            let path = chat.files.join(format!("{}-{}", number + 1, file.file_name));
+            let saved = match tokio::fs::create_dir_all(&chat.files).await {
+                Ok(()) => tokio::fs::write(&path, &file.bytes).await,
+                Err(err) => Err(err),
+            };
+            reply["map"] = match saved {
+                Ok(()) => json!(path.display().to_string()),
+                Err(err) => json!(format!("cannot save the map: {err}")),
+            };
+        }
+        replies.push(reply);
+    }
+    let mut answer = json!({"from": from, "said": text, "replies": replies});
+    if let Err(err) = outcome {
+        answer["error"] = json!(err);
+    }
+    Json(answer).into_response()
 }
 
 fn instructions(simulator: &Simulator, address: SocketAddr, config: &Path) -> String {
@@ -115,7 +228,7 @@ fn instructions(simulator: &Simulator, address: SocketAddr, config: &Path) -> St
         .unwrap_or_else(|_| "whereis-bot".to_owned());
     let _ = write!(
         text,
-        "\nTry:\n  curl '{base}/api/v1/locate?q={first}'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --config {config}\n\nCtrl-C to stop.",
+        "\nTry:\n  curl '{base}/api/v1/locate?q={first}'\n  curl '{base}/demo/chat?text=whereis%20{first}'            (chat with the bot as jane.doe@example.com)\n  curl '{base}/demo/chat?text=help&space=Team'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --map-dir maps --config {config}\n\nCtrl-C to stop.",
         config = config.display()
     );
     text

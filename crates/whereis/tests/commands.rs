@@ -61,10 +61,26 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
     assert_eq!(doc["devices"].as_array().map(Vec::len), Some(2), "{doc:#}");
     assert_eq!(doc["errors"], serde_json::json!([]));
 
+    // The local chat answers like the bot in Webex, with the maps saved as files.
+    let chat: serde_json::Value = reqwest::get(format!("{base}/demo/chat?text=whereis%20jdoe"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let replies = chat["replies"].as_array().cloned().unwrap_or_default();
+    assert_eq!(replies.len(), 4, "{chat:#}");
+    assert_eq!(replies[0]["text"], "Looking for jdoe…");
+    for reply in &replies[2..] {
+        let map = reply["map"].as_str().unwrap_or_default();
+        let png = std::fs::read(map).unwrap_or_default();
+        assert!(png.starts_with(b"\x89PNG"), "{map}");
+    }
+
     // The `find` command it suggests works while the demo runs.
     let find_line = lines
         .iter()
-        .find(|l| l.contains(" find jdoe --json --config "))
+        .find(|l| l.contains(" find jdoe --config "))
         .expect("a find suggestion");
     let config = find_line.rsplit(' ').next().unwrap();
     let (code, found) = common::find_json("bsmith", std::path::Path::new(config)).await;
