@@ -151,6 +151,10 @@ impl WebexDouble {
         ));
         let app = router(inner.clone());
         let (stop, mut stopped) = watch::channel(false);
+        // Small request/response writes must not wait for delayed ACKs.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|&stop| stop).await;
         });

@@ -50,28 +50,34 @@ fn webhook_round_trip(c: &mut Criterion) {
         (office, webex, url)
     });
     let room = webex.direct_room(JANE);
-    let ask = || async {
-        let before = webex.posted().len();
-        let id = webex.user_says(&room, JANE, "whereis jdoe");
-        let body = webex.event_body(&id);
-        let status = webex
-            .deliver(&url, &body, Some(SECRET))
-            .await
-            .expect("delivered");
-        assert_eq!(status, 200);
-        let posts = webex
-            .wait_for_posts(before + 4, Duration::from_secs(30))
-            .await;
-        assert!(posts.len() >= before + 4, "replies missing");
+    let say = |text: &'static str, replies: usize| {
+        let (webex, room, url) = (&webex, &room, &url);
+        async move {
+            let before = webex.posted().len();
+            let id = webex.user_says(room, JANE, text);
+            let body = webex.event_body(&id);
+            let status = webex
+                .deliver(url, &body, Some(SECRET))
+                .await
+                .expect("delivered");
+            assert_eq!(status, 200);
+            let posts = webex
+                .wait_for_posts(before + replies, Duration::from_secs(30))
+                .await;
+            assert!(posts.len() >= before + replies, "replies missing");
+        }
     };
     // Warm up: connection pools, the v3 check, map configuration and floor images.
-    runtime.block_on(ask());
+    runtime.block_on(say("whereis jdoe", 4));
 
     let mut group = c.benchmark_group("webhook");
     group.sample_size(50);
-    group.measurement_time(Duration::from_secs(15));
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("help: 1 reply, no lookup", |b| {
+        b.to_async(&runtime).iter(|| say("help", 1))
+    });
     group.bench_function("whereis jdoe: 2 devices, 4 replies, maps cached", |b| {
-        b.to_async(&runtime).iter(ask)
+        b.to_async(&runtime).iter(|| say("whereis jdoe", 4))
     });
     group.finish();
     drop(office);

@@ -175,7 +175,9 @@ async fn local_chat(State(chat): State<LocalChat>, Query(params): Query<ChatPara
     for (number, post) in chat.webex.posted().into_iter().enumerate().skip(before) {
         let mut reply = json!({"text": post.text.or(post.markdown)});
         if let Some(file) = post.file {
-            let path = chat.files.join(format!("{}-{}", number + 1, file.file_name));
+            let path = chat
+                .files
+                .join(format!("{}-{}", number + 1, file.file_name));
             let saved = match tokio::fs::create_dir_all(&chat.files).await {
                 Ok(()) => tokio::fs::write(&path, &file.bytes).await,
                 Err(err) => Err(err),

@@ -39,7 +39,11 @@ async fn serve_answers_a_signed_webhook_with_a_map_and_refuses_a_wrong_signature
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
-        let line = lines.next_line().await.unwrap().expect("serve printed its address");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("serve printed its address");
         if let Some(url) = line.strip_prefix("whereis listening on ") {
             break url.to_owned();
         }
@@ -81,14 +85,28 @@ async fn register_creates_the_webhook_once_then_updates_it() {
     for expected in ["created webhook", "updated webhook"] {
         let out = whereis(&["webex", "register", "--config", path_str(&config)]).await;
         let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.starts_with(expected), "{text}");
-        assert!(text.contains("https://whereis.example.com/webhooks/webex"), "{text}");
-        assert!(!text.contains(SECRET) && !text.contains("bot-token"), "{text}");
+        assert!(
+            text.contains("https://whereis.example.com/webhooks/webex"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(SECRET) && !text.contains("bot-token"),
+            "{text}"
+        );
     }
     let hooks = webex.webhooks();
     assert_eq!(hooks.len(), 1, "{hooks:#?}");
-    assert_eq!(hooks[0]["targetUrl"], "https://whereis.example.com/webhooks/webex");
+    assert_eq!(
+        hooks[0]["targetUrl"],
+        "https://whereis.example.com/webhooks/webex"
+    );
     assert_eq!(hooks[0]["resource"], "messages");
     assert_eq!(hooks[0]["event"], "created");
     assert_eq!(hooks[0]["secret"], SECRET);
@@ -100,7 +118,10 @@ async fn check_config_checks_the_bot_token() {
     let out = whereis(&["check-config", "--config", path_str(&config)]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("webex") && text.contains("bot \"whereis\""), "{text}");
+    assert!(
+        text.contains("webex") && text.contains("bot \"whereis\""),
+        "{text}"
+    );
 
     std::fs::write(config.parent().unwrap().join("token"), "not-the-token").unwrap();
     let out = whereis(&["check-config", "--config", path_str(&config)]).await;
