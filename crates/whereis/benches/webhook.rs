@@ -30,13 +30,13 @@ fn webhook_round_trip(c: &mut Criterion) {
         std::fs::write(office.dir.path().join("token"), "bot-token").expect("token");
         std::fs::write(office.dir.path().join("secret"), SECRET).expect("secret");
         let section = format!(
-            "{}\n[webex]\ntoken_file = \"token\"\nwebhook_secret_file = \"secret\"\napi_base = {:?}\n",
+            "{}\n[webex]\ntoken_file = \"token\"\nwebhook_secret_file = \"secret\"\napi_base = {:?}\n\n[privacy]\nrate_limit_per_hour = 1000000\n",
             common::VARIANTS_AND_TIMEOUTS,
             webex.base_url()
         );
         let config = Config::load(&office.config("bench.toml", &section, &office.all_sources()))
             .expect("config");
-        let finder = Arc::new(Finder::from_config(&config).expect("finder"));
+        let finder = Arc::new(Finder::from_config(&config).await.expect("finder"));
         let bot = Bot::connect(config.webex.clone().expect("webex"), config.privacy.clone(), Arc::clone(&finder))
             .await
             .expect("bot");

@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use crate::chat::Bot;
 use crate::config::Config;
 use crate::lookup::{FindError, FindReport, Finder, MapInfo, Outcome};
+use crate::privacy::{Channel, Refusal, Requester};
+use crate::store::{AuditFilter, Store};
 use crate::{demo, server};
 use whereis_floormap::MapError;
 
@@ -40,6 +42,33 @@ enum Command {
         /// Draw each device on its floor plan and write the PNGs into this directory.
         #[arg(long, value_name = "DIR")]
         map_dir: Option<PathBuf>,
+        /// Who asks (for the audit log and the rate limit); default `cli:$USER`.
+        #[arg(long, value_name = "EMAIL")]
+        requester: Option<String>,
+    },
+    /// Show the audit log: who looked for whom, when, through which channel, and what came of it.
+    Audit {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only lookups of this username.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only lookups by this requester.
+        #[arg(long)]
+        requester: Option<String>,
+        /// Only since: a duration back (`30m`, `12h`, `7d`) or a date (`2026-11-01`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lookup counters: by source, found, not found, refused by reason, opted out.
+    Stats {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Validate the configuration and probe every location server (exit 0 all good, 1 a source
     /// failed its probe, 2 invalid configuration).
@@ -96,7 +125,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Find { .. } | Command::CheckConfig { .. } | Command::Webex { .. }
+        Command::Find { .. }
+            | Command::CheckConfig { .. }
+            | Command::Webex { .. }
+            | Command::Audit { .. }
+            | Command::Stats { .. }
     );
     init_logging(quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -141,7 +174,25 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             config,
             json,
             map_dir,
-        } => find(&query, &config, json, map_dir.as_deref()).await,
+            requester,
+        } => {
+            find(
+                &query,
+                &config,
+                json,
+                map_dir.as_deref(),
+                requester.as_deref(),
+            )
+            .await
+        }
+        Command::Audit {
+            config,
+            target,
+            requester,
+            since,
+            json,
+        } => audit(&config, target, requester, since.as_deref(), json).await,
+        Command::Stats { config } => stats(&config).await,
         Command::CheckConfig { config } => check_config(&config).await,
         Command::Serve { config } => serve(&config).await.map(|()| EXIT_FOUND),
         Command::Demo { listen } => demo::run(listen).await.map(|()| EXIT_FOUND),
@@ -152,10 +203,11 @@ async fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<(Config, Finder)> {
+async fn load(path: &Path) -> anyhow::Result<(Config, Finder)> {
     let config = Config::load(path)?;
     let finder = Finder::from_config(&config)
-        .with_context(|| format!("{}: a source cannot be set up", path.display()))?;
+        .await
+        .with_context(|| format!("{}: cannot start", path.display()))?;
     Ok((config, finder))
 }
 
@@ -164,13 +216,38 @@ async fn find(
     config: &Path,
     json: bool,
     map_dir: Option<&Path>,
+    requester: Option<&str>,
 ) -> anyhow::Result<u8> {
-    let (_, finder) = load(config)?;
-    let mut report = match finder.find(query).await {
+    let (_, finder) = load(config).await?;
+    let requester = match requester {
+        Some(requester) => Requester::new(requester, Channel::Cli),
+        None => Requester::new(
+            &format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+            ),
+            Channel::Cli,
+        ),
+    };
+    let mut report = match finder.find(query, &requester).await {
         Ok(report) => report,
-        Err(err @ FindError::OptedOut(_)) => {
+        Err(err @ (FindError::Refused(Refusal::OptedOut(_)) | FindError::NoSuchPerson(_))) => {
             println!("{err}.");
             return Ok(EXIT_NOT_FOUND);
+        }
+        Err(FindError::Ambiguous { query, candidates }) => {
+            eprintln!(
+                "whereis-bot: {query:?} matches several people; ask for one of them by username:"
+            );
+            for entry in candidates {
+                eprintln!(
+                    "  {:<16} {}{}",
+                    entry.username,
+                    entry.display_name,
+                    entry.email.map(|e| format!(" <{e}>")).unwrap_or_default()
+                );
+            }
+            return Ok(EXIT_ERROR);
         }
         Err(err) => {
             eprintln!("whereis-bot: {err}");
@@ -244,7 +321,7 @@ fn file_name_part(text: &str) -> String {
 }
 
 async fn check_config(path: &Path) -> anyhow::Result<u8> {
-    let (config, finder) = load(path)?;
+    let (config, finder) = load(path).await?;
     println!(
         "{}: valid, {} source(s); probing…",
         path.display(),
@@ -304,7 +381,7 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
 }
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
-    let (config, finder) = load(path)?;
+    let (config, finder) = load(path).await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -319,10 +396,119 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    // Audit retention and old webhook ids: purged now and every hour.
+    let privacy = Arc::clone(finder.privacy());
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match privacy.purge().await {
+                Ok(purged) => tracing::info!(purged, "audit retention applied"),
+                Err(err) => tracing::warn!(error = %err, "audit purge failed"),
+            }
+        }
+    });
     // Operators and scripts read this line (with `listen = "…:0"` it is the only way to learn the port).
     println!("whereis listening on http://{address}");
     server::serve(listener, server::router(finder, bot), shutdown_signal()).await?;
     Ok(())
+}
+
+async fn audit(
+    path: &Path,
+    target: Option<String>,
+    requester: Option<String>,
+    since: Option<&str>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let config = Config::load(path)?;
+    let store = Store::open(&config.store_url)
+        .await
+        .context("cannot open the store")?;
+    let since = since
+        .map(|text| parse_since(text, crate::privacy::now()))
+        .transpose()?;
+    let entries = store
+        .audit(&AuditFilter {
+            target: target.map(|t| crate::privacy::Privacy::key(&t)),
+            requester: requester.map(|r| r.trim().to_lowercase()),
+            since,
+            limit: 0,
+        })
+        .await?;
+    for entry in &entries {
+        let when = chrono::DateTime::from_timestamp(entry.at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| entry.at.to_string());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "at": when, "requester": entry.requester, "target": entry.target,
+                    "channel": entry.channel, "outcome": entry.outcome.as_str(),
+                    "sources": entry.sources, "found_by": entry.found_by, "devices": entry.devices,
+                })
+            );
+        } else {
+            println!(
+                "{when}  {:<28} {:<16} {:<5} {:<13} {}",
+                entry.requester,
+                entry.target,
+                entry.channel,
+                entry.outcome.as_str(),
+                entry.sources.join(",")
+            );
+        }
+    }
+    if !json {
+        println!("{} lookup(s)", entries.len());
+    }
+    Ok(EXIT_FOUND)
+}
+
+/// `30m`, `12h`, `7d` back from `now`, or a date `2026-11-01` (UTC midnight).
+fn parse_since(text: &str, now: i64) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let unit = |suffix: char, seconds: i64| -> Option<i64> {
+        text.strip_suffix(suffix)?
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| now - n.saturating_mul(seconds))
+    };
+    if let Some(at) = unit('m', 60)
+        .or_else(|| unit('h', 3600))
+        .or_else(|| unit('d', 86_400))
+    {
+        return Ok(at);
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+        .with_context(|| {
+            format!("--since {text:?}: give a duration like 7d, 12h, 30m or a date like 2026-11-01")
+        })
+}
+
+async fn stats(path: &Path) -> anyhow::Result<u8> {
+    let config = Config::load(path)?;
+    let store = Store::open(&config.store_url)
+        .await
+        .context("cannot open the store")?;
+    let stats = store.stats(None).await?;
+    println!("lookups      {}", stats.lookups);
+    println!("found        {}", stats.found);
+    println!("not found    {}", stats.not_found);
+    println!("failed       {}", stats.failed);
+    for (reason, count) in &stats.refused {
+        println!("refused      {count:<6} {reason}");
+    }
+    println!("opted out    {} people", stats.opted_out_people);
+    for (source, count) in &stats.by_source {
+        println!("found by     {count:<6} {source}");
+    }
+    Ok(EXIT_FOUND)
 }
 
 /// Name of the webhook whereis registers.

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 use whereis_floormap::MapSettings;
+
+use crate::directory::{DirectoryConfig, RawDirectory};
 use whereis_location::{Credentials, LocatorSettings, Secret, SourceKind, SourceSettings};
 
 /// A configuration that could not be loaded; the message names the file, line and key.
@@ -62,6 +64,10 @@ pub struct Config {
     pub webex: Option<WebexConfig>,
     /// Who may do what.
     pub privacy: PrivacyConfig,
+    /// Where opt-outs, the audit log and handled webhooks are kept (`sqlite://…` or `postgres://…`).
+    pub store_url: String,
+    /// The corporate directory, when configured.
+    pub directory: Option<DirectoryConfig>,
 }
 
 /// `[webex]`: the bot's account and who may use it.
@@ -78,11 +84,35 @@ pub struct WebexConfig {
 }
 
 /// `[privacy]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PrivacyConfig {
     /// Emails (lower case) allowed to use `stats` in chat.
     pub admins: Vec<String>,
+    /// Lookups one requester may run per hour (across every instance sharing the store).
+    pub rate_limit_per_hour: u32,
+    /// Audit rows older than this are purged.
+    pub audit_retention_days: u32,
+    /// Tell people (in a direct Webex message) when they were located, and by whom.
+    pub notify_target: bool,
 }
+
+impl Default for PrivacyConfig {
+    fn default() -> PrivacyConfig {
+        PrivacyConfig {
+            admins: Vec::new(),
+            rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+            notify_target: false,
+        }
+    }
+}
+
+/// Default lookups per requester per hour.
+pub const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 30;
+/// Default audit retention.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
+/// Default store: SQLite beside the configuration file.
+pub const DEFAULT_STORE_FILE: &str = "whereis.db";
 
 /// `[server]`.
 #[derive(Debug, Clone)]
@@ -95,8 +125,6 @@ pub struct ServerConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-// `store`, `webex`, `directory` and `privacy` are validated now and used by the features that need them.
-#[allow(dead_code)]
 struct RawConfig {
     #[serde(default)]
     server: RawServer,
@@ -106,8 +134,7 @@ struct RawConfig {
     lookup: RawLookup,
     sources: Option<Vec<RawSource>>,
     webex: Option<Spanned<RawWebex>>,
-    #[serde(default)]
-    directory: RawDirectory,
+    directory: Option<Spanned<RawDirectory>>,
     #[serde(default)]
     privacy: RawPrivacy,
     #[serde(default)]
@@ -135,9 +162,8 @@ struct RawServer {
 // read them from here as they arrive.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct RawStore {
-    url: Option<String>,
+    url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,20 +179,10 @@ struct RawWebex {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawDirectory {
-    kind: Option<String>,
-    path: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPrivacy {
-    // Enforced with the store (rate limit, audit retention); validated now.
-    #[allow(dead_code)]
-    rate_limit_per_hour: Option<u32>,
-    #[allow(dead_code)]
-    audit_retention_days: Option<u32>,
+    rate_limit_per_hour: Option<Spanned<u32>>,
+    audit_retention_days: Option<Spanned<u32>>,
+    notify_target: Option<bool>,
     admins: Option<Vec<String>>,
 }
 
@@ -548,14 +564,77 @@ impl Config {
                 })
             }
         };
-        let privacy = PrivacyConfig {
-            admins: raw
-                .privacy
-                .admins
-                .unwrap_or_default()
-                .iter()
-                .map(|a| a.trim().to_lowercase())
-                .collect(),
+        let privacy = {
+            let raw = raw.privacy;
+            let rate_limit_per_hour = match raw.rate_limit_per_hour {
+                Some(limit) if *limit.get_ref() == 0 => {
+                    return Err(at(
+                        limit.span(),
+                        "privacy.rate_limit_per_hour: must be at least 1".to_owned(),
+                    ))
+                }
+                Some(limit) => limit.into_inner(),
+                None => DEFAULT_RATE_LIMIT_PER_HOUR,
+            };
+            let audit_retention_days = match raw.audit_retention_days {
+                Some(days) if *days.get_ref() == 0 => {
+                    return Err(at(
+                        days.span(),
+                        "privacy.audit_retention_days: must be at least 1".to_owned(),
+                    ))
+                }
+                Some(days) => days.into_inner(),
+                None => DEFAULT_AUDIT_RETENTION_DAYS,
+            };
+            PrivacyConfig {
+                admins: raw
+                    .admins
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| a.trim().to_lowercase())
+                    .collect(),
+                rate_limit_per_hour,
+                audit_retention_days,
+                notify_target: raw.notify_target.unwrap_or(false),
+            }
+        };
+        let store_url = match raw.store.url {
+            Some(url) => {
+                let text = url.get_ref().trim();
+                if let Some(path) = text.strip_prefix("sqlite://") {
+                    // A relative SQLite path is relative to the configuration file.
+                    let path = Path::new(path);
+                    if path.is_absolute() {
+                        text.to_owned()
+                    } else {
+                        format!("sqlite://{}", base_dir.join(path).display())
+                    }
+                } else if text == "sqlite::memory:"
+                    || text.starts_with("postgres://")
+                    || text.starts_with("postgresql://")
+                {
+                    text.to_owned()
+                } else {
+                    return Err(at(
+                        url.span(),
+                        "store.url: must be sqlite://PATH, sqlite::memory: or postgres://…"
+                            .to_owned(),
+                    ));
+                }
+            }
+            None => format!("sqlite://{}", base_dir.join(DEFAULT_STORE_FILE).display()),
+        };
+        let directory = match raw.directory {
+            Some(section) => {
+                let span = section.span();
+                Some(
+                    section
+                        .into_inner()
+                        .resolve(base_dir, env)
+                        .map_err(|message| at(span, format!("[directory]: {message}")))?,
+                )
+            }
+            None => None,
         };
         Ok(Config {
             path: path.to_owned(),
@@ -565,6 +644,8 @@ impl Config {
             maps,
             webex,
             privacy,
+            store_url,
+            directory,
         })
     }
 }

@@ -98,7 +98,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         .context("cannot start the Webex double")?;
     let config_path = write_config(&simulator, Some(&webex.base_url()), dir.path())?;
     let config = Config::load(&config_path)?;
-    let finder = Arc::new(Finder::from_config(&config)?);
+    let finder = Arc::new(Finder::from_config(&config).await?);
     let webex_config = config
         .webex
         .clone()
@@ -167,7 +167,7 @@ async fn local_chat(State(chat): State<LocalChat>, Query(params): Query<ChatPara
     let body = chat.webex.event_body(&id);
     let signature = whereis_webex::sign(DEMO_WEBHOOK_SECRET.as_bytes(), &body);
     // The same intake as the webhook route; the answer is awaited here so the replies can be shown.
-    let outcome = match chat.bot.intake(&body, Some(&signature)) {
+    let outcome = match chat.bot.intake(&body, Some(&signature)).await {
         Intake::Accepted(event) => chat.bot.handle(*event).await.map_err(|e| e.to_string()),
         other => Err(format!("not handled: {other:?}")),
     };

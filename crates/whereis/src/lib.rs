@@ -12,6 +12,8 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod directory;
 pub mod lookup;
 pub mod privacy;
 pub mod server;
+pub mod store;

@@ -1,5 +1,6 @@
-//! One lookup, the same for the CLI, the HTTP API and (later) chat: check the query, ask the Locator,
-//! and shape the answer ([`FindReport`]) as JSON (DESIGN.md §3.2) or as text for people.
+//! One lookup, the same for the CLI, the HTTP API and chat: resolve who is meant (directory), apply the
+//! privacy rules, ask the Locator, write the audit log, and shape the answer ([`FindReport`]) as JSON
+//! (DESIGN.md §3.2) or as text for people.
 
 use std::sync::Arc;
 
@@ -11,14 +12,17 @@ use whereis_location::{
 };
 
 use crate::config::Config;
-use crate::privacy::Privacy;
+use crate::directory::{Directory, Entry, Resolution};
+use crate::privacy::{now, Privacy, Refusal, Requester};
+use crate::store::Store;
 
-/// The lookup service: the Locator over every configured source, the floor maps, and the privacy
-/// rules every channel goes through.
+/// The lookup service: the Locator over every configured source, the floor maps, the directory, and
+/// the privacy rules every channel goes through.
 pub struct Finder {
     locator: Locator,
     maps: FloorMaps,
     privacy: Arc<Privacy>,
+    directory: Option<Arc<Directory>>,
 }
 
 /// Why a lookup was not run.
@@ -27,10 +31,41 @@ pub enum FindError {
     /// The query is not a usable username.
     #[error(transparent)]
     BadQuery(#[from] InvalidUsername),
-    /// The person opted out of being located (nothing else is revealed).
-    #[error("{0} has opted out of whereis")]
-    OptedOut(String),
+    /// The privacy rules refused it.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The name matches several people: pick one.
+    #[error("{query:?} matches {} people", candidates.len())]
+    Ambiguous {
+        /// What was asked.
+        query: String,
+        /// Who it could be (also saved, so that chat can answer with a number).
+        candidates: Vec<Entry>,
+    },
+    /// Nobody in the directory has that name.
+    #[error("nobody called {0:?} is in the directory")]
+    NoSuchPerson(String),
+    /// The directory could not be asked.
+    #[error("the directory is unavailable: {0}")]
+    DirectoryUnavailable(String),
 }
+
+/// Why the finder could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A source could not be set up.
+    #[error(transparent)]
+    Source(#[from] SetupError),
+    /// The store could not be opened (a clear error: lookups never run without the privacy rules).
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The directory could not be opened.
+    #[error("directory: {0}")]
+    Directory(#[from] crate::directory::DirectoryError),
+}
+
+/// How long a numbered list of candidates can be answered with a number.
+const CHOICES_TTL_SECONDS: i64 = 600;
 
 /// A source that could not be set up from the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +84,9 @@ pub struct Person {
     pub username: String,
     /// Full name, when a directory knows it.
     pub display_name: Option<String>,
+    /// Email, when a directory knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// The answer to one query (the `find --json` contract).
@@ -126,7 +164,7 @@ pub enum Outcome {
 
 impl Finder {
     /// Builds one HTTP source (and connection pool) per configured server.
-    pub fn from_config(config: &Config) -> Result<Finder, SetupError> {
+    pub async fn from_config(config: &Config) -> Result<Finder, StartError> {
         let sources = config
             .sources
             .iter()
@@ -139,14 +177,39 @@ impl Finder {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let store = Store::open(&config.store_url).await?;
+        let directory = match &config.directory {
+            Some(directory) => {
+                let webex = match &config.webex {
+                    Some(webex) => Some(
+                        whereis_webex::WebexClient::new(
+                            &webex.api_base,
+                            whereis_webex::Token::new(webex.token.expose()),
+                            whereis_webex::RetryPolicy::default(),
+                            std::time::Duration::from_secs(20),
+                        )
+                        .map_err(|e| crate::directory::DirectoryError::Invalid(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                Some(Arc::new(Directory::open(directory, webex).await?))
+            }
+            None => None,
+        };
         Ok(Finder {
             locator: Locator::new(sources, config.lookup.clone()),
             maps: FloorMaps::new(config.maps.clone()),
-            privacy: Arc::new(Privacy::default()),
+            privacy: Arc::new(Privacy::new(store, config.privacy.clone())),
+            directory,
         })
     }
 
-    /// The privacy state (opt-outs, counters) this finder enforces.
+    /// The directory, when configured.
+    pub fn directory(&self) -> Option<&Arc<Directory>> {
+        self.directory.as_ref()
+    }
+
+    /// The privacy rules (opt-outs, audit, limits) this finder enforces.
     pub fn privacy(&self) -> &Arc<Privacy> {
         &self.privacy
     }
@@ -183,21 +246,34 @@ impl Finder {
     }
 
     /// Looks a username up on every source.
-    pub async fn find(&self, query: &str) -> Result<FindReport, FindError> {
-        let username = Username::parse(query)?;
-        if self.privacy.is_opted_out(username.as_str()) {
-            self.privacy.count_refusal("opted out");
-            return Err(FindError::OptedOut(username.as_str().to_owned()));
-        }
+    pub async fn find(&self, query: &str, requester: &Requester) -> Result<FindReport, FindError> {
+        let person = self.resolve(query, requester).await?;
+        let username = Username::parse(&person.username)?;
+        self.privacy.check(requester, username.as_str()).await?;
         let lookup = self.locator.locate(&username).await;
+        let failed: Vec<&str> = lookup.errors.iter().map(|e| e.source.as_str()).collect();
+        let answered: Vec<String> = self
+            .locator
+            .sources()
+            .iter()
+            .map(|s| s.name().to_owned())
+            .filter(|name| !failed.contains(&name.as_str()))
+            .collect();
+        let mut found_by: Vec<String> = lookup.devices.iter().map(|d| d.source.clone()).collect();
+        found_by.sort();
+        found_by.dedup();
         self.privacy
-            .count_lookup(lookup.devices.iter().map(|d| d.source.as_str()));
+            .record_lookup(
+                requester,
+                username.as_str(),
+                answered,
+                found_by,
+                u32::try_from(lookup.devices.len()).unwrap_or(u32::MAX),
+            )
+            .await;
         Ok(FindReport {
             query: query.trim().to_owned(),
-            person: Person {
-                username: username.as_str().to_owned(),
-                display_name: None,
-            },
+            person,
             devices: lookup
                 .devices
                 .into_iter()
@@ -209,6 +285,93 @@ impl Finder {
                 .collect(),
             errors: lookup.errors,
         })
+    }
+
+    /// Who a query means: a number picks from the last list offered to this requester; with a
+    /// directory, names, emails and aliases resolve to usernames; a username always works directly.
+    async fn resolve(&self, query: &str, requester: &Requester) -> Result<Person, FindError> {
+        let mut query = query.trim().to_owned();
+        if let Ok(n) = query.parse::<usize>() {
+            if (1..=10).contains(&n) {
+                let picked = self
+                    .privacy
+                    .store()
+                    .take_choice(&requester.id, n, now(), CHOICES_TTL_SECONDS)
+                    .await
+                    .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+                if let Some(username) = picked {
+                    query = username;
+                }
+            }
+        }
+        let query = query.as_str();
+        let as_username = Username::parse(query);
+        let Some(directory) = &self.directory else {
+            let username = as_username?;
+            return Ok(Person {
+                username: username.as_str().to_owned(),
+                display_name: None,
+                email: None,
+            });
+        };
+        if let Err(err @ (InvalidUsername::Empty | InvalidUsername::Invalid(_))) = &as_username {
+            return Err(FindError::BadQuery(err.clone()));
+        }
+        let resolution = directory
+            .resolve(query)
+            .await
+            .map_err(|e| FindError::DirectoryUnavailable(e.to_string()))?;
+        let entry_person = |entry: Entry| Person {
+            username: entry.username,
+            display_name: Some(entry.display_name),
+            email: entry.email,
+        };
+        match resolution {
+            Resolution::One(entry) => Ok(entry_person(entry)),
+            Resolution::Several(candidates) => {
+                // A username typed exactly wins over name matches.
+                if let Some(exact) = candidates
+                    .iter()
+                    .find(|c| c.username.eq_ignore_ascii_case(query))
+                {
+                    return Ok(entry_person(exact.clone()));
+                }
+                let usernames: Vec<String> =
+                    candidates.iter().map(|c| c.username.clone()).collect();
+                self.privacy
+                    .store()
+                    .save_choices(&requester.id, &usernames, now())
+                    .await
+                    .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+                Err(FindError::Ambiguous {
+                    query: query.to_owned(),
+                    candidates,
+                })
+            }
+            Resolution::NoMatch => match as_username {
+                // Not every username is in the directory: ask the network anyway.
+                Ok(username) => Ok(Person {
+                    username: username.as_str().to_owned(),
+                    display_name: None,
+                    email: None,
+                }),
+                Err(_) => Err(FindError::NoSuchPerson(query.to_owned())),
+            },
+        }
+    }
+
+    /// The username of a requester: their directory entry by email, else the email's local part.
+    pub async fn username_of(&self, email: &str) -> String {
+        if let Some(directory) = &self.directory {
+            match directory.by_email(email).await {
+                Ok(Some(entry)) => return entry.username,
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "directory unavailable for a requester's email")
+                }
+            }
+        }
+        email.split('@').next().unwrap_or(email).to_lowercase()
     }
 
     /// How a report ends, given how many sources there are.
@@ -380,6 +543,7 @@ mod tests {
             person: Person {
                 username: "jdoe".into(),
                 display_name: None,
+                email: None,
             },
             devices: vec![report(), report()],
             errors: vec![SourceFailure {

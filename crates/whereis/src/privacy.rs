@@ -1,92 +1,226 @@
-//! Privacy state shared by every channel: who opted out, and the counters behind `stats`.
-//!
-//! Kept in this process's memory; the store (SQLite/PostgreSQL) replaces it so that opt-outs survive
-//! restarts and hold across instances.
+//! The privacy rules, the same on every channel: opted-out people are never located, each requester
+//! has an hourly limit, and every lookup — allowed or refused — is written to the audit log. Everything
+//! lives in the store, so the rules hold across restarts and across instances sharing PostgreSQL.
+//! When the store cannot be reached, lookups are refused: the rules are never skipped.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::fmt;
 
-/// Opt-outs and lookup counters.
-#[derive(Debug, Default)]
+use crate::config::PrivacyConfig;
+use crate::store::{AuditEntry, AuditFilter, Outcome, Store, StoreError, StoreStats};
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Webex.
+    Chat,
+    /// `whereis-bot find`.
+    Cli,
+    /// The HTTP API.
+    Api,
+}
+
+impl Channel {
+    /// The name in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Chat => "chat",
+            Channel::Cli => "cli",
+            Channel::Api => "api",
+        }
+    }
+}
+
+/// Who asks, and through which channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// Email for chat, or what the operator named (`--requester`), lower case.
+    pub id: String,
+    /// The channel.
+    pub channel: Channel,
+}
+
+impl Requester {
+    /// A requester identified by `id` (an email for chat).
+    pub fn new(id: &str, channel: Channel) -> Requester {
+        Requester {
+            id: id.trim().to_lowercase(),
+            channel,
+        }
+    }
+}
+
+impl fmt::Display for Requester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.id, self.channel.as_str())
+    }
+}
+
+/// Why a lookup was refused by the rules.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// The person opted out (nothing else is revealed).
+    #[error("{0} has opted out of whereis")]
+    OptedOut(String),
+    /// The requester used up the hourly limit.
+    #[error("you have reached the limit of {0} lookups per hour; please try again later")]
+    RateLimited(u32),
+    /// The rules could not be checked.
+    #[error("whereis cannot check its privacy rules right now ({0}); no lookup was made")]
+    StoreUnavailable(String),
+}
+
+/// The rules, over the store.
 pub struct Privacy {
-    opted_out: RwLock<HashSet<String>>,
-    stats: Mutex<Stats>,
+    store: Store,
+    config: PrivacyConfig,
 }
 
-/// Lookup counters.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
-    /// Lookups that were run.
-    pub lookups: u64,
-    /// Lookups that found at least one device.
-    pub found: u64,
-    /// Lookups that found nothing.
-    pub not_found: u64,
-    /// Requests refused, by reason.
-    pub refused: BTreeMap<String, u64>,
-    /// Devices reported, by source.
-    pub by_source: BTreeMap<String, u64>,
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
+
+/// How long `who looked for me` looks back.
+pub const WHO_LOOKED_WINDOW_DAYS: i64 = 30;
 
 impl Privacy {
-    /// Normalises a username for opt-out bookkeeping (case-insensitive, domain prefix dropped).
-    fn key(username: &str) -> String {
+    /// The rules of `config`, kept in `store`.
+    pub fn new(store: Store, config: PrivacyConfig) -> Privacy {
+        Privacy { store, config }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PrivacyConfig {
+        &self.config
+    }
+
+    /// Usernames are compared without case and without a domain prefix (`CORP\jdoe` is `jdoe`).
+    pub fn key(username: &str) -> String {
         let bare = username.rsplit('\\').next().unwrap_or(username);
         bare.trim().to_lowercase()
     }
 
     /// Marks `username` as not locatable.
-    pub fn opt_out(&self, username: &str) {
-        self.opted_out
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(Self::key(username));
+    pub async fn opt_out(&self, username: &str) -> Result<(), StoreError> {
+        self.store
+            .set_opted_out(&Self::key(username), true, now())
+            .await
     }
 
     /// Makes `username` locatable again.
-    pub fn opt_in(&self, username: &str) {
-        self.opted_out
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&Self::key(username));
+    pub async fn opt_in(&self, username: &str) -> Result<(), StoreError> {
+        self.store
+            .set_opted_out(&Self::key(username), false, now())
+            .await
     }
 
-    /// Whether `username` opted out.
-    pub fn is_opted_out(&self, username: &str) -> bool {
-        self.opted_out
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&Self::key(username))
-    }
-
-    fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Counts a lookup and the sources of the devices it found.
-    pub fn count_lookup<'a>(&self, sources: impl Iterator<Item = &'a str>) {
-        let mut stats = self.stats();
-        stats.lookups += 1;
-        let mut any = false;
-        for source in sources {
-            any = true;
-            *stats.by_source.entry(source.to_owned()).or_default() += 1;
+    /// Whether `requester` may look `target` up now; a refusal is written to the audit log.
+    pub async fn check(&self, requester: &Requester, target: &str) -> Result<(), Refusal> {
+        let target = Self::key(target);
+        let opted_out = self
+            .store
+            .is_opted_out(&target)
+            .await
+            .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+        if opted_out {
+            self.refuse(requester, &target, Outcome::OptedOut).await;
+            return Err(Refusal::OptedOut(target));
         }
-        if any {
-            stats.found += 1;
+        let used = self
+            .store
+            .lookups_since(&requester.id, now() - 3600)
+            .await
+            .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+        if used >= u64::from(self.config.rate_limit_per_hour) {
+            self.refuse(requester, &target, Outcome::RateLimited).await;
+            return Err(Refusal::RateLimited(self.config.rate_limit_per_hour));
+        }
+        Ok(())
+    }
+
+    /// Writes a refused request to the audit log (a failure to write is logged: the request is
+    /// refused anyway).
+    pub async fn refuse(&self, requester: &Requester, target: &str, outcome: Outcome) {
+        self.write(AuditEntry {
+            at: now(),
+            requester: requester.id.clone(),
+            target: Self::key(target),
+            channel: requester.channel.as_str().to_owned(),
+            outcome,
+            sources: Vec::new(),
+            found_by: Vec::new(),
+            devices: 0,
+        })
+        .await;
+    }
+
+    /// Writes a lookup that was run to the audit log.
+    pub async fn record_lookup(
+        &self,
+        requester: &Requester,
+        target: &str,
+        sources: Vec<String>,
+        found_by: Vec<String>,
+        devices: u32,
+    ) {
+        let outcome = if devices > 0 {
+            Outcome::Found
+        } else if found_by.is_empty() && sources.is_empty() {
+            Outcome::Failed
         } else {
-            stats.not_found += 1;
+            Outcome::NotFound
+        };
+        self.write(AuditEntry {
+            at: now(),
+            requester: requester.id.clone(),
+            target: Self::key(target),
+            channel: requester.channel.as_str().to_owned(),
+            outcome,
+            sources,
+            found_by,
+            devices,
+        })
+        .await;
+    }
+
+    async fn write(&self, entry: AuditEntry) {
+        if let Err(err) = self.store.record(&entry).await {
+            tracing::error!(error = %err, requester = %entry.requester, target = %entry.target, "cannot write the audit log");
         }
     }
 
-    /// Counts a refused request.
-    pub fn count_refusal(&self, reason: &str) {
-        *self.stats().refused.entry(reason.to_owned()).or_default() += 1;
+    /// Who looked `username` up in the last 30 days, newest first.
+    pub async fn who_looked_for(&self, username: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store
+            .audit(&AuditFilter {
+                target: Some(Self::key(username)),
+                requester: None,
+                since: Some(now() - WHO_LOOKED_WINDOW_DAYS * 86_400),
+                limit: 50,
+            })
+            .await
     }
 
-    /// The counters so far.
-    pub fn snapshot(&self) -> Stats {
-        self.stats().clone()
+    /// Counters for `stats`.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.store.stats(None).await
+    }
+
+    /// Deletes audit rows past the retention and old webhook ids; returns the audit rows removed.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let now = now();
+        let retention = i64::from(self.config.audit_retention_days) * 86_400;
+        let purged = self.store.purge_audit_before(now - retention).await?;
+        self.store.purge_deliveries_before(now - 86_400).await?;
+        Ok(purged)
     }
 }
 
@@ -95,24 +229,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opt_out_ignores_case_and_domain() {
-        let privacy = Privacy::default();
-        privacy.opt_out("JDoe");
-        assert!(privacy.is_opted_out("jdoe"));
-        assert!(privacy.is_opted_out("CORP\\jdoe"));
-        privacy.opt_in("jdoe");
-        assert!(!privacy.is_opted_out("jdoe"));
+    fn keys_ignore_case_and_domain() {
+        assert_eq!(Privacy::key("CORP\\JDoe"), "jdoe");
+        assert_eq!(Privacy::key(" jdoe "), "jdoe");
     }
 
     #[test]
-    fn counters() {
-        let privacy = Privacy::default();
-        privacy.count_lookup(["cmx", "cmx", "mse"].into_iter());
-        privacy.count_lookup(std::iter::empty());
-        privacy.count_refusal("opted out");
-        let stats = privacy.snapshot();
-        assert_eq!((stats.lookups, stats.found, stats.not_found), (2, 1, 1));
-        assert_eq!(stats.by_source["cmx"], 2);
-        assert_eq!(stats.refused["opted out"], 1);
+    fn requesters_are_lower_case() {
+        let r = Requester::new(" Jane.Doe@Example.com ", Channel::Chat);
+        assert_eq!(r.id, "jane.doe@example.com");
+        assert_eq!(r.to_string(), "jane.doe@example.com (chat)");
     }
 }

@@ -19,6 +19,7 @@ use whereis_location::Device;
 
 use crate::chat::{Bot, Intake};
 use crate::lookup::{DeviceReport, FindError, Finder, MapInfo, Outcome};
+use crate::privacy::{Channel, Refusal, Requester};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -30,6 +31,9 @@ pub struct AppState {
     /// Map id → drawn PNG.
     drawn: moka::future::Cache<String, Arc<Vec<u8>>>,
 }
+
+/// Who asks through the API: set by the authenticating proxy in front of whereis (default `api`).
+pub const REQUESTER_HEADER: &str = "x-whereis-requester";
 
 /// How long a map URL from `locate` stays valid.
 const MAP_URL_LIFETIME: Duration = Duration::from_secs(3600);
@@ -88,15 +92,47 @@ fn error(status: StatusCode, message: String) -> Response {
 
 /// `GET /api/v1/locate?q=QUERY`: the `find --json` document. 400 for a bad query, 502 when every
 /// source failed (the body still lists the failures).
-async fn locate(State(state): State<AppState>, Query(params): Query<LocateParams>) -> Response {
+async fn locate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<LocateParams>,
+) -> Response {
     let Some(query) = params.q else {
         return error(
             StatusCode::BAD_REQUEST,
             "missing q: ask /api/v1/locate?q=USERNAME".to_owned(),
         );
     };
-    match state.finder.find(&query).await {
-        Err(err @ FindError::OptedOut(_)) => error(StatusCode::FORBIDDEN, err.to_string()),
+    let requester = Requester::new(
+        headers
+            .get(REQUESTER_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.trim().is_empty())
+            .unwrap_or("api"),
+        Channel::Api,
+    );
+    match state.finder.find(&query, &requester).await {
+        Err(err @ FindError::Refused(Refusal::OptedOut(_))) => {
+            error(StatusCode::FORBIDDEN, err.to_string())
+        }
+        Err(err @ FindError::Refused(Refusal::RateLimited(_))) => {
+            error(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+        }
+        Err(
+            err @ (FindError::Refused(Refusal::StoreUnavailable(_))
+            | FindError::DirectoryUnavailable(_)),
+        ) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+        Err(FindError::Ambiguous { query, candidates }) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": format!("{query:?} matches several people"),
+                "candidates": candidates.iter().map(|c| serde_json::json!({
+                    "username": c.username, "display_name": c.display_name, "email": c.email
+                })).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+        Err(err @ FindError::NoSuchPerson(_)) => error(StatusCode::NOT_FOUND, err.to_string()),
         Err(err) => error(StatusCode::BAD_REQUEST, err.to_string()),
         Ok(mut report) => {
             let maps = futures::future::join_all(
@@ -196,7 +232,7 @@ async fn webex_webhook(State(state): State<AppState>, headers: HeaderMap, body: 
     let signature = headers
         .get(whereis_webex::SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok());
-    match bot.intake(&body, signature) {
+    match bot.intake(&body, signature).await {
         Intake::Unauthorized => {
             tracing::warn!("webhook with a missing or wrong signature refused");
             StatusCode::UNAUTHORIZED.into_response()

@@ -14,7 +14,7 @@ use whereis::server;
 /// Starts the real server for `office`; returns its base URL and the shutdown trigger.
 async fn start_server(office: &Office) -> (String, tokio::sync::oneshot::Sender<()>) {
     let config = Config::load(&office.default_config()).expect("config loads");
-    let finder = Finder::from_config(&config).expect("sources set up");
+    let finder = Finder::from_config(&config).await.expect("sources set up");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -112,7 +112,7 @@ async fn the_v2_fallback_is_remembered_per_server() {
         }],
     ))
     .unwrap();
-    let finder = Finder::from_config(&config).unwrap();
+    let finder = Finder::from_config(&config).await.unwrap();
     let v3_requests = || {
         office
             .sim
@@ -123,11 +123,11 @@ async fn the_v2_fallback_is_remembered_per_server() {
             .filter(|r| r.path.contains("/v3/"))
             .count()
     };
-    let first = finder.find("bwong").await.unwrap();
+    let first = finder.find("bwong", &common::tester()).await.unwrap();
     assert_eq!(first.devices.len(), 1);
     let after_first = v3_requests();
     assert!(after_first >= 1, "v3 was tried first");
-    let second = finder.find("bwong").await.unwrap();
+    let second = finder.find("bwong", &common::tester()).await.unwrap();
     assert_eq!(second.devices.len(), 1);
     assert_eq!(v3_requests(), after_first, "v3 is not asked again");
 }
@@ -136,10 +136,18 @@ async fn the_v2_fallback_is_remembered_per_server() {
 async fn lookups_reuse_each_source_connection_pool() {
     let office = Office::start().await;
     let config = Config::load(&office.default_config()).unwrap();
-    let finder = Finder::from_config(&config).unwrap();
+    let finder = Finder::from_config(&config).await.unwrap();
     let connections = || office.sim.server("cmx-a").unwrap().connection_count();
     for _ in 0..6 {
-        assert_eq!(finder.find("jdoe").await.unwrap().devices.len(), 2);
+        assert_eq!(
+            finder
+                .find("jdoe", &common::tester())
+                .await
+                .unwrap()
+                .devices
+                .len(),
+            2
+        );
     }
     // 6 lookups × 3 variants = 18 requests (plus the map configuration); a shared pool needs at most
     // one connection per request in flight at once.

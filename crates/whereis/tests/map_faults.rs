@@ -237,9 +237,9 @@ async fn a_missing_image_is_not_asked_for_again_at_every_lookup() {
         extra: String::new(),
     };
     let config = whereis::config::Config::load(&office.config("odd.toml", "", &[source])).unwrap();
-    let finder = whereis::lookup::Finder::from_config(&config).unwrap();
+    let finder = whereis::lookup::Finder::from_config(&config).await.unwrap();
     for _ in 0..3 {
-        let report = finder.find("missing").await.unwrap();
+        let report = finder.find("missing", &common::tester()).await.unwrap();
         let error = finder.draw(&report.devices[0].device).await.unwrap_err();
         assert!(error.to_string().contains("404"), "{error}");
     }

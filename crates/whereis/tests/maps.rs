@@ -120,7 +120,9 @@ async fn without_map_dir_there_is_no_map_field() {
 
 async fn finder(office: &Office, config: &Path) -> Finder {
     let _ = office;
-    Finder::from_config(&Config::load(config).unwrap()).unwrap()
+    Finder::from_config(&Config::load(config).unwrap())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,13 +130,13 @@ async fn second_lookup_on_the_same_floor_fetches_no_image() {
     let office = Office::start().await;
     let config = office.default_config();
     let finder = finder(&office, &config).await;
-    let report = finder.find("asmith").await.unwrap();
+    let report = finder.find("asmith", &common::tester()).await.unwrap();
     // Two of asmith's devices are on the same cmx-a floor.
     for entry in &report.devices {
         finder.draw(&entry.device).await.unwrap();
     }
     assert_eq!(image_requests(&office, "cmx-a"), 1);
-    let again = finder.find("asmith").await.unwrap();
+    let again = finder.find("asmith", &common::tester()).await.unwrap();
     for entry in &again.devices {
         finder.draw(&entry.device).await.unwrap();
     }
@@ -148,7 +150,7 @@ async fn a_restart_reuses_the_disk_cache_and_a_corrupt_file_is_fetched_again() {
     let config = office.default_config();
     let laptop = {
         let finder = finder(&office, &config).await;
-        let report = finder.find("jdoe").await.unwrap();
+        let report = finder.find("jdoe", &common::tester()).await.unwrap();
         let laptop = report.devices[0].device.clone();
         finder.draw(&laptop).await.unwrap();
         laptop
@@ -189,7 +191,7 @@ async fn twenty_concurrent_lookups_on_a_cold_floor_fetch_the_image_once() {
     let office = Office::start().await;
     let config = office.default_config();
     let finder = Arc::new(finder(&office, &config).await);
-    let report = finder.find("jdoe").await.unwrap();
+    let report = finder.find("jdoe", &common::tester()).await.unwrap();
     let laptop = Arc::new(report.devices[0].device.clone());
     let draws = (0..20).map(|_| {
         let finder = Arc::clone(&finder);
@@ -207,7 +209,7 @@ async fn twenty_concurrent_lookups_on_a_cold_floor_fetch_the_image_once() {
 async fn the_api_links_each_device_to_its_map() {
     let office = Office::start().await;
     let config = Config::load(&office.default_config()).unwrap();
-    let finder = Finder::from_config(&config).unwrap();
+    let finder = Finder::from_config(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(whereis::server::serve(

@@ -3,108 +3,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use common::{Office, VARIANTS_AND_TIMEOUTS};
-use whereis::chat::Bot;
-use whereis::config::Config;
-use whereis::lookup::Finder;
-use whereis::server;
 use whereis_floormap::MARKER_COLOR;
-use whereis_sim::webex::{MessagesFault, PostedMessage, WebexDouble};
+use whereis_sim::webex::MessagesFault;
 
-const SECRET: &str = "webhook-secret-for-tests";
-const JANE: &str = "jane.doe@example.com";
-/// Long enough for a slow CI machine; the waits end as soon as the replies are there.
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Chat {
-    office: Office,
-    webex: WebexDouble,
-    webhook_url: String,
-}
-
-impl Chat {
-    async fn start() -> Chat {
-        Chat::start_with(Some(SECRET)).await
-    }
-
-    async fn start_with(secret: Option<&str>) -> Chat {
-        let office = Office::start().await;
-        let webex = WebexDouble::start("bot-token", "whereis@webex.bot", "whereis")
-            .await
-            .unwrap();
-        std::fs::write(office.dir.path().join("webex.token"), "bot-token").unwrap();
-        let mut section = format!(
-            "{VARIANTS_AND_TIMEOUTS}\n\n[webex]\ntoken_file = \"webex.token\"\napi_base = {:?}\nallowed_domains = [\"example.com\"]\n",
-            webex.base_url()
-        );
-        if let Some(secret) = secret {
-            std::fs::write(office.dir.path().join("webhook.secret"), secret).unwrap();
-            section.push_str("webhook_secret_file = \"webhook.secret\"\n");
-        }
-        section.push_str("\n[privacy]\nadmins = [\"it@example.com\"]\n");
-        let config =
-            Config::load(&office.config("bot.toml", &section, &office.all_sources())).unwrap();
-        let finder = Arc::new(Finder::from_config(&config).unwrap());
-        let bot = Bot::connect(
-            config.webex.clone().unwrap(),
-            config.privacy.clone(),
-            Arc::clone(&finder),
-        )
-        .await
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let webhook_url = format!("http://{}/webhooks/webex", listener.local_addr().unwrap());
-        tokio::spawn(server::serve(
-            listener,
-            server::router(finder, Some(Arc::new(bot))),
-            std::future::pending(),
-        ));
-        Chat {
-            office,
-            webex,
-            webhook_url,
-        }
-    }
-
-    /// `email` types `text` in `room`; the double delivers the signed webhook. Returns (message id, status).
-    async fn say(&self, room: &str, email: &str, text: &str) -> (String, u16) {
-        let id = self.webex.user_says(room, email, text);
-        let status = self.deliver(&id).await;
-        (id, status)
-    }
-
-    async fn deliver(&self, message_id: &str) -> u16 {
-        let body = self.webex.event_body(message_id);
-        self.webex
-            .deliver(&self.webhook_url, &body, Some(SECRET))
-            .await
-            .unwrap()
-    }
-
-    async fn posts(&self, n: usize) -> Vec<PostedMessage> {
-        let posts = self.webex.wait_for_posts(n, WAIT).await;
-        assert!(posts.len() >= n, "expected {n} posts, got {posts:#?}");
-        posts
-    }
-
-    /// Sends "help" as a marker and waits for its answer: everything delivered before has been
-    /// handled (or refused) by then.
-    async fn settle(&self, room: &str, already: usize) -> Vec<PostedMessage> {
-        self.say(room, JANE, "help").await;
-        let posts = self.posts(already + 1).await;
-        posts
-    }
-}
-
-fn text(post: &PostedMessage) -> String {
-    post.text
-        .clone()
-        .or(post.markdown.clone())
-        .unwrap_or_default()
-}
+use common::chat::{text, Chat, JANE};
 
 fn has_marker(png: &[u8]) -> bool {
     let image = image::load_from_memory(png).expect("a PNG").to_rgb8();
@@ -367,13 +269,17 @@ async fn stats_are_for_admins() {
         stats.contains("lookups: 1") && stats.contains("found: 1"),
         "{stats}"
     );
-    assert!(stats.contains("refused (stats by non-admin): 1"), "{stats}");
-    assert!(stats.contains("devices from mse-1: 1"), "{stats}");
+    assert!(stats.contains("found by mse-1: 1"), "{stats}");
+    assert!(stats.contains("people opted out: 0"), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_secret_deliveries_are_not_checked() {
-    let chat = Chat::start_with(None).await;
+    let chat = Chat::start_with(common::chat::ChatOptions {
+        secret: None,
+        ..Default::default()
+    })
+    .await;
     let room = chat.webex.direct_room(JANE);
     let id = chat.webex.user_says(&room, JANE, "help");
     let body = chat.webex.event_body(&id);

@@ -50,7 +50,7 @@ fn world() -> &'static World {
                 );
                 let config =
                     Config::load(&office.config(file, &section, &office.all_sources())).unwrap();
-                let finder = Arc::new(Finder::from_config(&config).unwrap());
+                let finder = Arc::new(Finder::from_config(&config).await.unwrap());
                 let bot = Bot::connect(
                     config.webex.clone().unwrap(),
                     config.privacy.clone(),

@@ -11,6 +11,8 @@ pub enum Command {
     OptIn,
     /// Lookup counters (admins only).
     Stats,
+    /// The requester's own audit trail.
+    WhoLookedForMe,
     /// Find someone: a username or a full name.
     Find(String),
     /// Nothing was asked (an empty message, or only the bot's name).
@@ -32,6 +34,11 @@ impl Command {
             "optout" | "opt-out" | "opt out" => Command::OptOut,
             "optin" | "opt-in" | "opt in" => Command::OptIn,
             "stats" | "/stats" => Command::Stats,
+            "who looked for me"
+            | "who looked me up"
+            | "who looked for me?"
+            | "who is looking for me"
+            | "wholookedforme" => Command::WhoLookedForMe,
             _ => Command::Find(words_of(text)),
         }
     }
@@ -66,6 +73,10 @@ mod tests {
         assert_eq!(Command::parse("opt out"), Command::OptOut);
         assert_eq!(Command::parse("optin"), Command::OptIn);
         assert_eq!(Command::parse("Stats"), Command::Stats);
+        assert_eq!(
+            Command::parse("Who looked for me?"),
+            Command::WhoLookedForMe
+        );
         assert_eq!(Command::parse(""), Command::Empty);
         assert_eq!(Command::parse("whereis"), Command::Empty);
     }

@@ -16,6 +16,8 @@ use whereis_webex::{
 
 use crate::config::{PrivacyConfig, WebexConfig};
 use crate::lookup::{describe_device, FindError, Finder};
+use crate::privacy::{Channel, Requester, WHO_LOOKED_WINDOW_DAYS};
+use crate::store::{AuditEntry, Outcome, StoreStats};
 pub use command::Command;
 
 /// How long a handled message id is remembered (Webex retries a delivery for a few minutes).
@@ -92,7 +94,7 @@ impl Bot {
     }
 
     /// Checks a delivery: signature (when a secret is configured), shape, retries, our own messages.
-    pub fn intake(&self, body: &[u8], signature: Option<&str>) -> Intake {
+    pub async fn intake(&self, body: &[u8], signature: Option<&str>) -> Intake {
         if let Some(secret) = &self.webex.webhook_secret {
             let signed = signature
                 .is_some_and(|header| verify_signature(secret.expose().as_bytes(), body, header));
@@ -115,12 +117,26 @@ impl Bot {
         if from_me {
             return Intake::Ignored("the bot's own message");
         }
-        // Webex retries deliveries it thinks failed: one answer per message id.
-        let first = self
+        // Webex retries deliveries it thinks failed: one answer per message id, across instances
+        // through the store; this process's memory covers a store outage.
+        let locally_first = self
             .handled
             .entry(event.data.id.clone())
             .or_insert(())
             .is_fresh();
+        let first = match self
+            .finder
+            .privacy()
+            .store()
+            .first_delivery(&event.data.id, crate::privacy::now())
+            .await
+        {
+            Ok(first) => first,
+            Err(err) => {
+                tracing::warn!(error = %err, "store unavailable for webhook dedupe; using this instance's memory");
+                locally_first
+            }
+        };
         if !first {
             return Intake::Ignored("already handled");
         }
@@ -154,15 +170,6 @@ impl Bot {
             bot: self,
             message: &message,
         };
-        if !self.allowed(&requester) {
-            self.finder.privacy().count_refusal("requester not allowed");
-            return reply
-                .text(format!(
-                    "Sorry, whereis is only available to people at {}.",
-                    self.webex.allowed_domains.join(", ")
-                ))
-                .await;
-        }
         let text = match message.room_type {
             Some(RoomType::Group) => mention::strip_mention(
                 message.text.as_deref().unwrap_or_default(),
@@ -172,37 +179,79 @@ impl Bot {
             ),
             _ => message.text.clone().unwrap_or_default(),
         };
-        match Command::parse(&text) {
+        let command = Command::parse(&text);
+        let requester = Requester::new(&requester, Channel::Chat);
+        if !self.allowed(&requester.id) {
+            if let Command::Find(query) = &command {
+                self.finder
+                    .privacy()
+                    .refuse(&requester, query, Outcome::NotAllowed)
+                    .await;
+            }
+            return reply
+                .text(format!(
+                    "Sorry, whereis is only available to people at {}.",
+                    self.webex.allowed_domains.join(", ")
+                ))
+                .await;
+        }
+        let privacy = self.finder.privacy();
+        match command {
             Command::Help | Command::Empty => reply.markdown(help(self.name())).await,
             Command::OptOut => {
-                let username = requester_username(&requester);
-                self.finder.privacy().opt_out(&username);
-                reply
-                    .text(format!(
-                        "Done: {username} will not be located by whereis any more. Send \"optin\" to undo."
-                    ))
-                    .await
+                let username = self.finder.username_of(&requester.id).await;
+                match privacy.opt_out(&username).await {
+                    Ok(()) => {
+                        reply
+                            .text(format!(
+                                "Done: {username} will not be located by whereis any more. Send \"optin\" to undo."
+                            ))
+                            .await
+                    }
+                    Err(err) => reply.text(unavailable("that could not be recorded", &err)).await,
+                }
             }
             Command::OptIn => {
-                let username = requester_username(&requester);
-                self.finder.privacy().opt_in(&username);
-                reply
-                    .text(format!(
-                        "Done: colleagues can find {username} with whereis again."
-                    ))
-                    .await
+                let username = self.finder.username_of(&requester.id).await;
+                match privacy.opt_in(&username).await {
+                    Ok(()) => {
+                        reply
+                            .text(format!(
+                                "Done: colleagues can find {username} with whereis again."
+                            ))
+                            .await
+                    }
+                    Err(err) => {
+                        reply
+                            .text(unavailable("that could not be recorded", &err))
+                            .await
+                    }
+                }
+            }
+            Command::WhoLookedForMe => {
+                let username = self.finder.username_of(&requester.id).await;
+                match privacy.who_looked_for(&username).await {
+                    Ok(entries) => reply.text(who_looked_text(&username, &entries)).await,
+                    Err(err) => {
+                        reply
+                            .text(unavailable("the audit log is unavailable", &err))
+                            .await
+                    }
+                }
             }
             Command::Stats => {
-                if self.privacy.admins.contains(&requester) {
-                    reply.markdown(stats_text(&self.finder)).await
+                if self.privacy.admins.contains(&requester.id) {
+                    match privacy.stats().await {
+                        Ok(stats) => reply.markdown(stats_text(&stats)).await,
+                        Err(err) => reply.text(unavailable("stats are unavailable", &err)).await,
+                    }
                 } else {
-                    self.finder.privacy().count_refusal("stats by non-admin");
                     reply
                         .text("Sorry, stats are for the whereis administrators.".to_owned())
                         .await
                 }
             }
-            Command::Find(query) => self.find(&reply, &query).await,
+            Command::Find(query) => self.find(&reply, &query, &requester).await,
         }
     }
 
@@ -216,15 +265,31 @@ impl Bot {
         self.webex.allowed_domains.iter().any(|d| d == domain)
     }
 
-    async fn find(&self, reply: &Reply<'_>, query: &str) -> Result<(), WebexError> {
-        let report = match self.finder.find(query).await {
+    async fn find(
+        &self,
+        reply: &Reply<'_>,
+        query: &str,
+        requester: &Requester,
+    ) -> Result<(), WebexError> {
+        let report = match self.finder.find(query, requester).await {
             Ok(report) => report,
             Err(FindError::BadQuery(whereis_location::InvalidUsername::FullName(name))) => {
                 return reply
                     .text(format!(
-                        "I can only look people up by username for now (e.g. \"whereis jdoe\"); \"{name}\" looks like a full name."
+                        "I can only look people up by username here (e.g. \"whereis jdoe\"): \"{name}\" looks like a full name, and no directory is configured."
                     ))
                     .await
+            }
+            Err(FindError::Ambiguous { query, candidates }) => {
+                let mut text = format!(
+                    "\"{query}\" could be {} people. Answer with the number (or ask with the username):",
+                    candidates.len()
+                );
+                for (i, entry) in candidates.iter().enumerate() {
+                    let email = entry.email.as_deref().map(|e| format!(", {e}")).unwrap_or_default();
+                    text.push_str(&format!("\n{}. {} ({}{email})", i + 1, entry.display_name, entry.username));
+                }
+                return reply.text(text).await;
             }
             Err(err) => return reply.text(format!("{err}.")).await,
         };
@@ -278,7 +343,28 @@ impl Bot {
                 .text(format!("Note: {}", failed_sources(&report.errors)))
                 .await?;
         }
+        if self.finder.privacy().config().notify_target {
+            self.notify_target(&report.person, requester).await;
+        }
         Ok(())
+    }
+
+    /// Tells the located person who looked for them (when configured and their email is known).
+    async fn notify_target(&self, person: &crate::lookup::Person, requester: &Requester) {
+        let Some(email) = &person.email else {
+            return;
+        };
+        let message = NewMessage {
+            to_person_email: Some(email.clone()),
+            text: Some(format!(
+                "{} located you with whereis just now. Send \"who looked for me\" to see your lookups, or \"optout\" to stop them.",
+                requester.id
+            )),
+            ..NewMessage::default()
+        };
+        if let Err(err) = self.client.post_message(&message).await {
+            tracing::warn!(error = %err, "could not notify the located person");
+        }
     }
 }
 
@@ -336,9 +422,33 @@ impl Reply<'_> {
     }
 }
 
-/// A chat requester's username: the email's local part (until a directory maps emails to usernames).
-fn requester_username(email: &str) -> String {
-    email.split('@').next().unwrap_or(email).to_owned()
+fn unavailable(what: &str, err: &crate::store::StoreError) -> String {
+    format!("Sorry, {what} right now ({err}). Please try again later.")
+}
+
+/// "Nobody looked for you…" or one line per lookup, newest first.
+fn who_looked_text(username: &str, entries: &[AuditEntry]) -> String {
+    if entries.is_empty() {
+        return format!(
+            "Nobody looked for {username} with whereis in the last {WHO_LOOKED_WINDOW_DAYS} days."
+        );
+    }
+    let mut text = format!(
+        "Lookups of {username} in the last {WHO_LOOKED_WINDOW_DAYS} days ({}):",
+        entries.len()
+    );
+    for entry in entries {
+        let when = chrono::DateTime::from_timestamp(entry.at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| entry.at.to_string());
+        text.push_str(&format!(
+            "\n- {when}: {} via {} ({})",
+            entry.requester,
+            entry.channel,
+            entry.outcome.as_str()
+        ));
+    }
+    text
 }
 
 fn failed_sources(errors: &[whereis_location::SourceFailure]) -> String {
@@ -361,17 +471,16 @@ pub fn help(bot_name: &str) -> String {
     )
 }
 
-fn stats_text(finder: &Finder) -> String {
-    let stats = finder.privacy().snapshot();
+fn stats_text(stats: &StoreStats) -> String {
     let mut text = format!(
-        "**whereis stats** (since start)\n\n- lookups: {}\n- found: {}\n- not found: {}\n",
-        stats.lookups, stats.found, stats.not_found
+        "**whereis stats**\n\n- lookups: {}\n- found: {}\n- not found: {}\n- failed (every source down): {}\n- people opted out: {}\n",
+        stats.lookups, stats.found, stats.not_found, stats.failed, stats.opted_out_people
     );
     for (reason, count) in &stats.refused {
         text.push_str(&format!("- refused ({reason}): {count}\n"));
     }
     for (source, count) in &stats.by_source {
-        text.push_str(&format!("- devices from {source}: {count}\n"));
+        text.push_str(&format!("- found by {source}: {count}\n"));
     }
     text
 }

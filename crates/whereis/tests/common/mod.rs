@@ -2,6 +2,8 @@
 //! point at it, and a way to run the real `whereis-bot` binary.
 #![allow(dead_code)]
 
+pub mod chat;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -83,6 +85,11 @@ impl Office {
     pub fn default_config(&self) -> PathBuf {
         self.config("whereis.toml", VARIANTS_AND_TIMEOUTS, &self.all_sources())
     }
+}
+
+/// The requester of in-process lookups in tests.
+pub fn tester() -> whereis::privacy::Requester {
+    whereis::privacy::Requester::new("tests@example.com", whereis::privacy::Channel::Api)
 }
 
 /// Lookup settings used by most tests: the three variants, 800 ms per request, 1500 ms per lookup.

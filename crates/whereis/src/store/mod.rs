@@ -1,0 +1,673 @@
+//! The persistent store: SQLite (one instance, the default) or PostgreSQL (several instances behind a
+//! load balancer sharing one database).
+//!
+//! What it keeps, and why:
+//! - `deliveries`: the Webex message ids already handled, so that a webhook Webex retries — or
+//!   delivers to two instances — is answered once ([`Store::first_delivery`]).
+//! - `opt_outs`: the people who asked not to be located; they must stay opted out across restarts
+//!   and on every instance.
+//! - `audit`: every lookup, allowed or refused (when, requester, target, channel, outcome, sources
+//!   asked, sources that found something): `who looked for me`, the `audit` command, and the hourly
+//!   rate limit, which holds across instances because it is counted here ([`Store::lookups_since`]).
+//!   Rows older than the retention are purged.
+//! - `counters`: running totals per outcome and per source for `stats`; they survive the audit purge.
+//! - `choices`: the numbered candidates offered to a requester after an ambiguous full name, so that
+//!   the answer "2" works whichever instance receives it.
+//!
+//! The SQL is written once, with `$1…` placeholders, and runs on both backends; each backend has its
+//! own migrations (`migrations/sqlite`, `migrations/postgres`), run by [`Store::open`]. Every call
+//! is async (sqlx); nothing blocks the async threads. Error messages never contain the password of
+//! the store URL.
+
+mod address;
+mod types;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row};
+
+use address::Scheme;
+pub use types::{AuditEntry, AuditFilter, Outcome, StoreStats};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long `open` waits for the PostgreSQL server to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for a PostgreSQL connection from the pool (or to open one).
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a SQLite connection from the pool.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long SQLite waits for another writer before failing with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The audit rows listed when the filter sets no limit.
+const DEFAULT_AUDIT_LIMIT: u32 = 1000;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or opened (also: a URL that names no usable database).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The schema could not be brought up to date.
+    #[error("store migration failed: {0}")]
+    Migration(String),
+    /// A statement failed.
+    #[error("store query failed: {0}")]
+    Query(String),
+}
+
+/// The store: a pool of connections to SQLite or PostgreSQL. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// The URL with its password masked, for messages.
+    label: Arc<str>,
+    /// Secrets of the URL, scrubbed from every message.
+    secrets: Arc<[String]>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool: the same code, compiled once per backend.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Binds every [`Arg`] of `$args` to `$query`, in order.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text.as_str()),
+                Arg::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }};
+}
+
+/// A bind parameter.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("kind", &self.kind())
+            .field("url", &&*self.label)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if missing) the store at `url` and runs its migrations.
+    ///
+    /// `sqlite://PATH` (WAL, busy timeout 5 s, foreign keys), `sqlite::memory:` (one connection,
+    /// gone when the store is dropped), `postgres://…` / `postgresql://…`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let (label, secrets) = address::redact(url.trim());
+        let secrets: Arc<[String]> = secrets.into();
+        let label: Arc<str> = label.into();
+        let scheme = address::scheme(url).map_err(|e| {
+            StoreError::Unavailable(format!("{label}: {}", address::scrub(e, &secrets)))
+        })?;
+        let fail = |what: &str, e: &dyn fmt::Display| {
+            StoreError::Unavailable(format!(
+                "{what} {label}: {}",
+                address::scrub(e.to_string(), &secrets)
+            ))
+        };
+        let backend = match scheme {
+            Scheme::SqliteFile | Scheme::SqliteMemory => {
+                let options = SqliteConnectOptions::from_str(url.trim())
+                    .map_err(|e| fail("invalid SQLite URL", &e))?
+                    .create_if_missing(true)
+                    .foreign_keys(true)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                let pool = if scheme == Scheme::SqliteMemory {
+                    // Each connection would be a database of its own: keep exactly one, forever.
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                        .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
+                        .connect_with(options)
+                        .await
+                        .map_err(|e| fail("cannot open SQLite database", &e))?
+                } else {
+                    let path = options.get_filename().to_path_buf();
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        if !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) {
+                            return Err(fail(
+                                "cannot open SQLite database",
+                                &format_args!("directory {} does not exist", dir.display()),
+                            ));
+                        }
+                    }
+                    let options = options
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal);
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
+                        .connect_with(options)
+                        .await
+                        .map_err(|e| {
+                            fail(
+                                "cannot open SQLite database",
+                                &format_args!("{e} (file {})", path.display()),
+                            )
+                        })?
+                };
+                Backend::Sqlite(pool)
+            }
+            Scheme::Postgres => {
+                let options = PgConnectOptions::from_str(url.trim())
+                    .map_err(|e| fail("invalid PostgreSQL URL", &e))?
+                    .application_name("whereis");
+                // One connection first, for a clear error (the pool would retry a refused
+                // connection until its timeout and report only that it timed out).
+                match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+                    Ok(Ok(conn)) => {
+                        let _ = conn.close().await;
+                    }
+                    Ok(Err(e)) => return Err(fail("cannot connect to PostgreSQL at", &e)),
+                    Err(_) => {
+                        return Err(fail(
+                            "cannot connect to PostgreSQL at",
+                            &format_args!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                        ))
+                    }
+                }
+                Backend::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(10)
+                        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                        .connect_lazy_with(options),
+                )
+            }
+        };
+        let store = Store {
+            backend,
+            label,
+            secrets,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.backend {
+            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        };
+        result.map_err(|e| {
+            let message = format!("{}: {}", self.label, self.scrub(e.to_string()));
+            match e {
+                MigrateError::Execute(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => {
+                    StoreError::Unavailable(message)
+                }
+                _ => StoreError::Migration(message),
+            }
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The store URL with its password masked.
+    pub fn url(&self) -> &str {
+        &self.label
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.execute("SELECT 1", &[], "ping").await.map(drop)
+    }
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Dedupe of webhook deliveries across instances: true only for the first caller with this id.
+    pub async fn first_delivery(&self, message_id: &str, now: i64) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO deliveries (message_id, received_at) VALUES ($1, $2) \
+                   ON CONFLICT (message_id) DO NOTHING";
+        let args = [Arg::Text(message_id.to_owned()), Arg::Int(now)];
+        let inserted = self
+            .execute(sql, &args, "recording a webhook delivery")
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Forgets deliveries received before `before`; returns how many.
+    pub async fn purge_deliveries_before(&self, before: i64) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM deliveries WHERE received_at < $1";
+        self.execute(sql, &[Arg::Int(before)], "purging webhook deliveries")
+            .await
+    }
+
+    /// Opts `username` (normalised by the caller) out of being located, or back in.
+    pub async fn set_opted_out(
+        &self,
+        username: &str,
+        opted_out: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let what = "recording an opt-out";
+        let user = Arg::Text(username.to_owned());
+        if opted_out {
+            let sql = "INSERT INTO opt_outs (username, since) VALUES ($1, $2) \
+                       ON CONFLICT (username) DO NOTHING";
+            self.execute(sql, &[user, Arg::Int(now)], what).await?;
+        } else {
+            let sql = "DELETE FROM opt_outs WHERE username = $1";
+            self.execute(sql, &[user], what).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `username` (normalised by the caller) opted out.
+    pub async fn is_opted_out(&self, username: &str) -> Result<bool, StoreError> {
+        let sql = "SELECT COUNT(*) FROM opt_outs WHERE username = $1";
+        let args = [Arg::Text(username.to_owned())];
+        Ok(self.count(sql, &args, "reading opt-outs").await? > 0)
+    }
+
+    /// How many people are opted out.
+    pub async fn opted_out_count(&self) -> Result<u64, StoreError> {
+        self.count("SELECT COUNT(*) FROM opt_outs", &[], "counting opt-outs")
+            .await
+    }
+
+    /// Writes one audit row, and counts it for `stats`.
+    pub async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let insert = "INSERT INTO audit \
+                      (at, requester, target, channel, outcome, sources, found_by, devices) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let count = "INSERT INTO counters (kind, name, n) VALUES ($1, $2, 1) \
+                     ON CONFLICT (kind, name) DO UPDATE SET n = counters.n + 1";
+        let sources = encode_list(&entry.sources);
+        let found_by = encode_list(&entry.found_by);
+        // Sorted and distinct: concurrent transactions update counter rows in the same order.
+        let finders: BTreeSet<&str> = entry.found_by.iter().map(String::as_str).collect();
+        let outcome = entry.outcome.as_str();
+        let result = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(insert)
+                .bind(entry.at)
+                .bind(&entry.requester)
+                .bind(&entry.target)
+                .bind(&entry.channel)
+                .bind(outcome)
+                .bind(&sources)
+                .bind(&found_by)
+                .bind(i64::from(entry.devices))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(count).bind("outcome").bind(outcome).execute(&mut *tx).await?;
+            for source in &finders {
+                sqlx::query(count).bind("source").bind(*source).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }.await);
+        result.map_err(|e| self.error("writing the audit log", e))
+    }
+
+    /// The audit rows matching `filter`, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut sql = String::from(
+            "SELECT at, requester, target, channel, outcome, sources, found_by, devices \
+             FROM audit WHERE 1 = 1",
+        );
+        let mut args = Vec::new();
+        let mut condition = |column: &str, op: &str, arg: Arg| {
+            args.push(arg);
+            sql.push_str(&format!(" AND {column} {op} ${}", args.len()));
+        };
+        if let Some(target) = &filter.target {
+            condition("target", "=", Arg::Text(target.clone()));
+        }
+        if let Some(requester) = &filter.requester {
+            condition("requester", "=", Arg::Text(requester.clone()));
+        }
+        if let Some(since) = filter.since {
+            condition("at", ">=", Arg::Int(since));
+        }
+        let limit = match filter.limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            n => n,
+        };
+        args.push(Arg::Int(i64::from(limit)));
+        sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT ${}", args.len()));
+
+        type Raw = (i64, String, String, String, String, String, String, i64);
+        let rows: Result<Vec<Raw>, sqlx::Error> = with_pool!(self, pool => {
+            match bind_all!(sqlx::query(&sql), &args).fetch_all(pool).await {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                            row.try_get(6)?,
+                            row.try_get(7)?,
+                        ))
+                    })
+                    .collect(),
+                Err(e) => Err(e),
+            }
+        });
+        let rows = rows.map_err(|e| self.error("reading the audit log", e))?;
+        rows.into_iter()
+            .map(
+                |(at, requester, target, channel, outcome, sources, found_by, devices)| {
+                    let bad = |what: &str| {
+                        StoreError::Query(format!(
+                            "reading the audit log: the row at {at} for {target} has {what}"
+                        ))
+                    };
+                    Ok(AuditEntry {
+                        at,
+                        outcome: Outcome::parse(&outcome)
+                            .ok_or_else(|| bad(&format!("an unknown outcome {outcome:?}")))?,
+                        sources: decode_list(&sources)
+                            .ok_or_else(|| bad("a malformed list of sources"))?,
+                        found_by: decode_list(&found_by)
+                            .ok_or_else(|| bad("a malformed list of sources"))?,
+                        devices: u32::try_from(devices)
+                            .map_err(|_| bad("an impossible device count"))?,
+                        requester,
+                        target,
+                        channel,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Lookups (outcome found / not found) by `requester` since `since`: the rate limit, consistent
+    /// across instances sharing PostgreSQL.
+    pub async fn lookups_since(&self, requester: &str, since: i64) -> Result<u64, StoreError> {
+        self.count(
+            "SELECT COUNT(*) FROM audit WHERE requester = $1 AND at >= $2 \
+             AND outcome IN ('found', 'not found')",
+            &[Arg::Text(requester.to_owned()), Arg::Int(since)],
+            "counting lookups",
+        )
+        .await
+    }
+
+    /// Deletes audit rows older than `before`; returns how many. The `stats` totals are kept.
+    pub async fn purge_audit_before(&self, before: i64) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM audit WHERE at < $1";
+        self.execute(sql, &[Arg::Int(before)], "purging the audit log")
+            .await
+    }
+
+    /// The `stats` numbers: all-time totals (`since = None`, kept across audit purges), or those of
+    /// the audit rows at or after `since`. `opted_out_people` is always the current count.
+    pub async fn stats(&self, since: Option<i64>) -> Result<StoreStats, StoreError> {
+        let mut stats = StoreStats::default();
+        let what = "reading the stats";
+        let (outcomes, sources) = match since {
+            None => {
+                let rows = self
+                    .grouped("SELECT kind, name, n FROM counters", &[], what)
+                    .await?;
+                let (mut outcomes, mut sources) = (Vec::new(), Vec::new());
+                for (kind, name, n) in rows {
+                    match kind.as_str() {
+                        "outcome" => outcomes.push((name, n)),
+                        "source" => sources.push((name, n)),
+                        _ => {}
+                    }
+                }
+                (outcomes, sources)
+            }
+            Some(since) => {
+                let outcomes = self
+                    .grouped(
+                        "SELECT '', outcome, COUNT(*) FROM audit WHERE at >= $1 GROUP BY outcome",
+                        &[Arg::Int(since)],
+                        what,
+                    )
+                    .await?;
+                let lists = self
+                    .grouped(
+                        "SELECT '', found_by, COUNT(*) FROM audit \
+                         WHERE at >= $1 AND found_by <> '[]' GROUP BY found_by",
+                        &[Arg::Int(since)],
+                        what,
+                    )
+                    .await?;
+                let mut sources = Vec::new();
+                for (_, list, n) in lists {
+                    let names: BTreeSet<String> = decode_list(&list)
+                        .ok_or_else(|| {
+                            StoreError::Query(format!("{what}: a malformed list of sources"))
+                        })?
+                        .into_iter()
+                        .collect();
+                    sources.extend(names.into_iter().map(|name| (name, n)));
+                }
+                (
+                    outcomes.into_iter().map(|(_, name, n)| (name, n)).collect(),
+                    sources,
+                )
+            }
+        };
+        for (name, n) in outcomes {
+            // An outcome this version does not know (written by a newer one) is left out.
+            if let Some(outcome) = Outcome::parse(&name) {
+                stats.add_outcome(outcome, n);
+            }
+        }
+        for (name, n) in sources {
+            *stats.by_source.entry(name).or_default() += n;
+        }
+        stats.opted_out_people = self.opted_out_count().await?;
+        Ok(stats)
+    }
+
+    /// Remembers the candidates offered to `requester` after an ambiguous full name (replacing any
+    /// earlier list; an empty list forgets it).
+    pub async fn save_choices(
+        &self,
+        requester: &str,
+        usernames: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let what = "saving the candidates";
+        let requester = Arg::Text(requester.to_owned());
+        if usernames.is_empty() {
+            let sql = "DELETE FROM choices WHERE requester = $1";
+            self.execute(sql, &[requester], what).await?;
+        } else {
+            let sql = "INSERT INTO choices (requester, usernames, saved_at) VALUES ($1, $2, $3) \
+                       ON CONFLICT (requester) DO UPDATE \
+                       SET usernames = excluded.usernames, saved_at = excluded.saved_at";
+            let args = [requester, Arg::Text(encode_list(usernames)), Arg::Int(now)];
+            self.execute(sql, &args, what).await?;
+        }
+        Ok(())
+    }
+
+    /// Candidate `n` (1-based) of the list offered to `requester`, forgetting the list; `None` when
+    /// there is no list, it is older than `ttl` seconds, or `n` is not on it (the list is then kept).
+    pub async fn take_choice(
+        &self,
+        requester: &str,
+        n: usize,
+        now: i64,
+        ttl: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let what = "reading the candidates";
+        let select = "SELECT usernames, saved_at FROM choices WHERE requester = $1";
+        let row: Result<Option<(String, i64)>, sqlx::Error> = with_pool!(self, pool => {
+            match sqlx::query(select).bind(requester).fetch_optional(pool).await {
+                Ok(Some(row)) => row
+                    .try_get(0)
+                    .and_then(|list| Ok(Some((list, row.try_get(1)?)))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let Some((list, saved_at)) = row.map_err(|e| self.error(what, e))? else {
+            return Ok(None);
+        };
+        // Compare-and-delete: only the caller that deletes this very list gets the choice.
+        let delete =
+            "DELETE FROM choices WHERE requester = $1 AND usernames = $2 AND saved_at = $3";
+        let args = [
+            Arg::Text(requester.to_owned()),
+            Arg::Text(list.clone()),
+            Arg::Int(saved_at),
+        ];
+        let forget =
+            || async { Ok::<_, StoreError>(self.execute(delete, &args, what).await? == 1) };
+        if now.saturating_sub(saved_at) > ttl {
+            forget().await?;
+            return Ok(None);
+        }
+        let usernames = decode_list(&list)
+            .ok_or_else(|| StoreError::Query(format!("{what}: a malformed list")))?;
+        let Some(choice) = n.checked_sub(1).and_then(|i| usernames.get(i)) else {
+            return Ok(None);
+        };
+        Ok(forget().await?.then(|| choice.clone()))
+    }
+
+    /// Runs a statement; returns the number of rows it changed.
+    async fn execute(&self, sql: &str, args: &[Arg], what: &str) -> Result<u64, StoreError> {
+        let done: Result<u64, sqlx::Error> = with_pool!(self, pool => {
+            bind_all!(sqlx::query(sql), args)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        });
+        done.map_err(|e| self.error(what, e))
+    }
+
+    /// Runs a `SELECT COUNT(*) …`.
+    async fn count(&self, sql: &str, args: &[Arg], what: &str) -> Result<u64, StoreError> {
+        let count: Result<i64, sqlx::Error> = with_pool!(self, pool => {
+            match bind_all!(sqlx::query(sql), args).fetch_one(pool).await {
+                Ok(row) => row.try_get(0),
+                Err(e) => Err(e),
+            }
+        });
+        count
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.error(what, e))
+    }
+
+    /// Runs a query whose rows are `(text, text, count)`.
+    async fn grouped(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        what: &str,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows: Result<Vec<(String, String, i64)>, sqlx::Error> = with_pool!(self, pool => {
+            match bind_all!(sqlx::query(sql), args).fetch_all(pool).await {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect(),
+                Err(e) => Err(e),
+            }
+        });
+        rows.map(|rows| {
+            rows.into_iter()
+                .map(|(a, b, n)| (a, b, u64::try_from(n).unwrap_or(0)))
+                .collect()
+        })
+        .map_err(|e| self.error(what, e))
+    }
+
+    fn scrub(&self, message: String) -> String {
+        address::scrub(message, &self.secrets)
+    }
+
+    /// A store error for `e`, which happened while doing `what`.
+    fn error(&self, what: &str, e: sqlx::Error) -> StoreError {
+        let unavailable = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // PostgreSQL: connection exceptions (08…), shutdown / cannot connect now (57P0…),
+                // database gone (3D000), too many connections (53300). SQLite: cannot open (14),
+                // not a database (26).
+                code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || matches!(&*code, "3D000" | "53300" | "14" | "26")
+            }),
+            _ => false,
+        };
+        let detail = match &e {
+            sqlx::Error::PoolTimedOut => format!(
+                "no connection to the database within {} s",
+                match self.backend {
+                    Backend::Sqlite(_) => SQLITE_ACQUIRE_TIMEOUT,
+                    Backend::Postgres(_) => PG_ACQUIRE_TIMEOUT,
+                }
+                .as_secs()
+            ),
+            sqlx::Error::PoolClosed => "the store was closed".to_owned(),
+            e => e.to_string(),
+        };
+        let message = format!("{what} ({}): {}", self.label, self.scrub(detail));
+        if unavailable {
+            StoreError::Unavailable(message)
+        } else {
+            StoreError::Query(message)
+        }
+    }
+}
+
+/// A list of names as stored in a TEXT column: a JSON array of strings.
+fn encode_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The list stored by [`encode_list`].
+fn decode_list(text: &str) -> Option<Vec<String>> {
+    serde_json::from_str(text).ok()
+}
