@@ -164,6 +164,8 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
+    url_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -598,8 +600,39 @@ impl Config {
                 notify_target: raw.notify_target.unwrap_or(false),
             }
         };
-        let store_url = match raw.store.url {
-            Some(url) => {
+        // A PostgreSQL URL carries a password: it may come from the environment or a file instead.
+        let secret_url = secret(
+            &at,
+            base_dir,
+            env,
+            0..0,
+            ("store.url_env", raw.store.url_env.as_ref()),
+            ("store.url_file", raw.store.url_file.as_ref()),
+        )?;
+        let url_span = raw
+            .store
+            .url_env
+            .as_ref()
+            .map(Spanned::span)
+            .or_else(|| raw.store.url_file.as_ref().map(Spanned::span));
+        let store_url = match (raw.store.url, secret_url) {
+            (Some(url), Some(_)) => {
+                return Err(at(
+                    url.span(),
+                    "store.url and store.url_env/url_file: give only one of them".to_owned(),
+                ))
+            }
+            (None, Some(secret)) => {
+                let text = secret.expose().trim();
+                if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                    return Err(at(
+                        url_span.unwrap_or(0..0),
+                        "store.url_env/url_file: must hold a postgres:// URL".to_owned(),
+                    ));
+                }
+                text.to_owned()
+            }
+            (Some(url), None) => {
                 let text = url.get_ref().trim();
                 if let Some(path) = text.strip_prefix("sqlite://") {
                     // A relative SQLite path is relative to the configuration file.
@@ -622,7 +655,7 @@ impl Config {
                     ));
                 }
             }
-            None => format!("sqlite://{}", base_dir.join(DEFAULT_STORE_FILE).display()),
+            (None, None) => format!("sqlite://{}", base_dir.join(DEFAULT_STORE_FILE).display()),
         };
         let directory = match raw.directory {
             Some(section) => {
@@ -880,6 +913,40 @@ password_env = "MSE_PASSWORD"
         .to_string();
         assert!(err.contains("missing.secret"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn store_url_from_the_environment() {
+        let env = |name: &str| match name {
+            "STORE" => Some("postgres://whereis:pw@db.example.com/whereis".to_owned()),
+            "NOT_PG" => Some("mysql://x".to_owned()),
+            other => super::tests::env(other),
+        };
+        let parse = |extra: &str| {
+            Config::parse(
+                &format!("{GOOD}\n[store]\n{extra}\n"),
+                Path::new("/etc/whereis.toml"),
+                Path::new("/etc"),
+                &env,
+            )
+        };
+        let config = parse("url_env = \"STORE\"").unwrap();
+        assert_eq!(
+            config.store_url,
+            "postgres://whereis:pw@db.example.com/whereis"
+        );
+        let config = parse("url = \"sqlite://data/w.db\"").unwrap();
+        assert_eq!(config.store_url, "sqlite:///etc/data/w.db");
+        let err = parse("url_env = \"NOT_PG\"").unwrap_err().to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains("mysql"),
+            "{err}"
+        );
+        let err = parse("url = \"sqlite://x.db\"\nurl_env = \"STORE\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only one"), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
     }
 
     #[test]

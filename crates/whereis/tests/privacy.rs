@@ -90,21 +90,56 @@ async fn full_name_then_opt_out_then_audit() {
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stdout).contains("opted out"));
 
-        // The audit CLI lists both chat lookups (and the CLI one).
+        // And the API.
+        let config_loaded = whereis::config::Config::load(&chat.config_path).unwrap();
+        let finder = whereis::lookup::Finder::from_config(&config_loaded)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(whereis::server::serve(
+            listener,
+            whereis::server::router(std::sync::Arc::new(finder), None),
+            std::future::pending(),
+        ));
+        let response = reqwest::Client::new()
+            .get(format!("{base}/api/v1/locate?q=jdoe"))
+            .header("X-Whereis-Requester", ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        assert!(response.text().await.unwrap().contains("opted out"));
+
+        // The audit CLI lists the chat lookups (and the CLI and API ones).
         let out = whereis(&["audit", "--config", config, "--target", "jdoe"]).await;
         let audit = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{audit}");
         let rows: Vec<&str> = audit.lines().filter(|l| l.contains(ALICE)).collect();
-        assert_eq!(rows.len(), 3, "{audit}");
+        assert_eq!(rows.len(), 4, "{audit}");
         assert!(
             rows.iter()
                 .any(|r| r.contains("found") && r.contains("chat")),
             "{audit}"
         );
-        assert!(
-            rows.iter().filter(|r| r.contains("opted out")).count() == 2,
+        assert_eq!(
+            rows.iter().filter(|r| r.contains("opted out")).count(),
+            3,
             "{audit}"
         );
+        assert!(
+            rows.iter()
+                .any(|r| r.contains("api") && r.contains("opted out")),
+            "{audit}"
+        );
+
+        // The operator's stats.
+        let out = whereis(&["stats", "--config", config]).await;
+        let stats = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stats}");
+        assert!(stats.contains("lookups      1"), "{stats}");
+        assert!(stats.contains("opted out    1 people"), "{stats}");
+        assert!(stats.contains("3      opted out"), "{stats}");
 
         // Jane sees who looked for her; then opts back in.
         chat.say(&jane, JANE, "who looked for me").await;
@@ -239,4 +274,33 @@ async fn two_instances_on_one_postgresql_answer_once_and_share_the_rate_limit() 
         "{}",
         text(&posts[5])
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_rows_past_the_retention_are_purged() {
+    let chat = chat(&None, "audit_retention_days = 1").await;
+    let privacy = chat.finder.privacy();
+    let old = whereis::store::AuditEntry {
+        at: whereis::privacy::now() - 2 * 86_400,
+        requester: ALICE.to_owned(),
+        target: "cmse".to_owned(),
+        channel: "chat".to_owned(),
+        outcome: whereis::store::Outcome::Found,
+        sources: vec!["mse-1".to_owned()],
+        found_by: vec!["mse-1".to_owned()],
+        devices: 1,
+    };
+    privacy.store().record(&old).await.unwrap();
+    privacy
+        .store()
+        .record(&whereis::store::AuditEntry {
+            at: whereis::privacy::now(),
+            ..old.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(privacy.purge().await.unwrap(), 1);
+    let left = privacy.who_looked_for("cmse").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].at > old.at);
 }
