@@ -304,3 +304,22 @@ async fn audit_rows_past_the_retention_are_purged() {
     assert_eq!(left.len(), 1);
     assert!(left[0].at > old.at);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_located_person_can_be_told_who_looked() {
+    let chat = chat(&None, "notify_target = true").await;
+    let alice = chat.webex.direct_room(ALICE);
+    chat.say(&alice, ALICE, "whereis Jane Doe").await;
+    let posts = chat.posts(5).await;
+    let notice = posts
+        .iter()
+        .find(|p| {
+            p.to_person_email.as_deref() == Some(JANE) || p.room_id == chat.webex.direct_room(JANE)
+        })
+        .unwrap_or_else(|| panic!("no notice to Jane: {posts:#?}"));
+    assert!(
+        text(notice).contains("alice@example.com located you"),
+        "{}",
+        text(notice)
+    );
+}
