@@ -89,25 +89,37 @@ async fn image_source(Path(name): Path<String>) -> Response {
 
 /// A CMX (v2) server whereis has never seen, with misbehaving floor images.
 async fn stand_in() -> String {
-    let app = Router::new()
-        .route("/api/location/v2/clients", get(clients))
-        .route("/api/config/v1/maps/imagesource/{name}", get(image_source));
+    serve(
+        Router::new()
+            .route("/api/location/v2/clients", get(clients))
+            .route("/api/config/v1/maps/imagesource/{name}", get(image_source)),
+    )
+    .await
+}
+
+/// Serves `app` on a loopback port; returns its base URL.
+async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
 
-async fn map_of(user: &str) -> (i32, Value) {
-    let office = Office::start().await;
-    let source = SourceEntry {
+/// The configuration entry for a stand-in at `url`.
+fn odd_source(url: String) -> SourceEntry {
+    SourceEntry {
         name: "cmx-odd".into(),
         kind: "cmx-v2".into(),
-        url: stand_in().await,
+        url,
         username: "api".into(),
         password: "pw".into(),
         extra: String::new(),
-    };
+    }
+}
+
+async fn map_of(user: &str) -> (i32, Value) {
+    let office = Office::start().await;
+    let source = odd_source(stand_in().await);
     let config = office.config(
         "odd.toml",
         "timeout_ms = 800\n\n[maps]\nfetch_timeout_ms = 500",
@@ -180,14 +192,7 @@ async fn floor_without_dimensions_has_no_map() {
 #[tokio::test(flavor = "multi_thread")]
 async fn text_answer_says_the_map_is_unavailable() {
     let office = Office::start().await;
-    let source = SourceEntry {
-        name: "cmx-odd".into(),
-        kind: "cmx-v2".into(),
-        url: stand_in().await,
-        username: "api".into(),
-        password: "pw".into(),
-        extra: String::new(),
-    };
+    let source = odd_source(stand_in().await);
     let config = office.config("odd.toml", "", &[source]);
     let dir = office.dir.path().join("maps");
     let out = whereis(&[
@@ -225,17 +230,7 @@ async fn a_missing_image_is_not_asked_for_again_at_every_lookup() {
                 async { StatusCode::NOT_FOUND }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let source = SourceEntry {
-        name: "cmx-odd".into(),
-        kind: "cmx-v2".into(),
-        url,
-        username: "api".into(),
-        password: "pw".into(),
-        extra: String::new(),
-    };
+    let source = odd_source(serve(app).await);
     let config = whereis::config::Config::load(&office.config("odd.toml", "", &[source])).unwrap();
     let finder = whereis::lookup::Finder::from_config(&config).await.unwrap();
     for _ in 0..3 {
