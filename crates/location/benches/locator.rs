@@ -65,6 +65,7 @@ fn locator(simulator: &Simulator, count: usize, variants: &[&str]) -> Locator {
                 priority: 0,
                 timeout: Duration::from_secs(2),
                 image_timeout: Duration::from_secs(10),
+                network: whereis_net::Network::direct(),
             })
             .expect("source");
             Arc::new(source) as Arc<dyn LocationSource>

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde::Serialize;
 use tokio::time::{timeout_at, Instant};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::model::Device;
 use crate::source::{LocationSource, SourceAnswer, SourceError};
@@ -51,6 +52,10 @@ impl Username {
         if text.chars().any(char::is_whitespace) {
             return Err(InvalidUsername::FullName(shown));
         }
+        if names_a_dot_segment(text) {
+            // `..` would be resolved away in a URL path: `…/clients/..` asks for another resource.
+            return Err(InvalidUsername::Invalid(shown));
+        }
         Ok(Username(text.to_owned()))
     }
 
@@ -58,6 +63,19 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `text`, or the name after its `DOMAIN\\` prefix, is `.` or `..` once normalised —
+/// compatibility forms (`．．`, `‥`) and percent-encoding (`%2e%2e`) included.
+pub fn names_a_dot_segment(text: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    [text, decoded.as_ref()].iter().any(|form| {
+        let normalised: String = form.nfkc().collect();
+        let bare = normalised.rsplit('\\').next().unwrap_or(&normalised);
+        [normalised.as_str(), bare]
+            .iter()
+            .any(|part| !part.is_empty() && part.len() <= 2 && part.chars().all(|c| c == '.'))
+    })
 }
 
 /// Unicode format characters (zero-width, bidirectional overrides, BOM, soft hyphen): invisible,

@@ -10,25 +10,27 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{header, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::model::{Api, Device, FloorPlan};
 use crate::wire::maps::{self, CatalogFloor};
 use crate::wire::{cmx_v2, cmx_v3, mse, ParseError, Parsed, RecordError};
 
-/// A password or token: never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A password or token, held in a [`SecretString`] (zeroed on drop): `Debug` prints only a
+/// redaction marker, whatever the length, and there is no `Display`.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
+        Secret(SecretString::from(value.into()))
     }
 
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
@@ -81,6 +83,8 @@ pub struct SourceSettings {
     pub timeout: Duration,
     /// Timeout of a floor image download (images are large).
     pub image_timeout: Duration,
+    /// How connections leave the machine (direct, or through the corporate proxy).
+    pub network: whereis_net::Network,
 }
 
 /// Why a source could not answer.
@@ -116,6 +120,9 @@ pub enum SourceError {
     /// The body could not be read as the protocol's answer.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// A value cannot be sent: it would name another resource in the URL (e.g. `..`).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// What one source said about one identity.
@@ -257,7 +264,9 @@ impl HttpSource {
                 "url {base:?}: scheme must be http or https"
             )));
         }
-        let mut builder = reqwest::Client::builder()
+        let mut builder = settings
+            .network
+            .http_client_builder()
             .use_rustls_tls()
             .user_agent(concat!("whereis/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.timeout)
@@ -304,6 +313,16 @@ impl HttpSource {
     /// The settings this source was built from.
     pub fn settings(&self) -> &SourceSettings {
         &self.settings
+    }
+
+    /// Whether this server is reached directly or through the proxy, and why.
+    pub fn route(&self) -> whereis_net::Route {
+        match reqwest::Url::parse(&self.base) {
+            Ok(url) => self.settings.network.route(&url),
+            Err(_) => whereis_net::Route::Direct {
+                reason: whereis_net::DirectReason::NoProxy,
+            },
+        }
     }
 
     async fn get(
@@ -411,11 +430,7 @@ impl HttpSource {
     }
 
     async fn locate_mse(&self, identity: &str) -> Result<Parsed, SourceError> {
-        let path = format!(
-            "{}{}",
-            mse::CLIENT_PATH,
-            utf8_percent_encode(identity, PATH_SEGMENT)
-        );
+        let path = format!("{}{}", mse::CLIENT_PATH, path_segment(identity)?);
         match self.get(&path, &self.settings.credentials).await? {
             Fetched::Body(body) => Ok(mse::parse(&body)?),
             // MSE answers 404 (some versions 204) for an unknown user.
@@ -513,15 +528,12 @@ impl HttpSource {
         if names.len() != 3 {
             return None;
         }
-        let path = format!(
-            "{}{}",
-            maps::MAP_INFO_PATH,
-            names
-                .iter()
-                .map(|name| utf8_percent_encode(name, PATH_SEGMENT).to_string())
-                .collect::<Vec<_>>()
-                .join("/")
-        );
+        let segments: Vec<String> = names
+            .iter()
+            .map(|name| path_segment(name))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let path = format!("{}{}", maps::MAP_INFO_PATH, segments.join("/"));
         match self.get(&path, &self.settings.credentials).await {
             Ok(Fetched::Body(body)) => maps::parse_floor_info(&body, hierarchy).ok().flatten(),
             _ => None,
@@ -605,7 +617,7 @@ impl LocationSource for HttpSource {
                 SourceKind::Cmx | SourceKind::CmxV2 => CMX_IMAGE_PATH,
                 SourceKind::Mse => MSE_IMAGE_PATH,
             };
-            let path = format!("{prefix}{}", utf8_percent_encode(image_name, PATH_SEGMENT));
+            let path = format!("{prefix}{}", path_segment(image_name)?);
             let fetched = self
                 .get_limited(
                     &path,
@@ -634,6 +646,18 @@ impl LocationSource for HttpSource {
             }
         })
     }
+}
+
+/// `value` as one URL path segment, percent-encoded. Dot segments are refused: URL parsers resolve
+/// them away (`…/imagesource/..` would ask for another resource), encoded or not.
+fn path_segment(value: &str) -> Result<String, SourceError> {
+    if value.is_empty() || crate::locator::names_a_dot_segment(value) {
+        return Err(SourceError::Invalid(format!(
+            "{:?} cannot be sent in a URL path",
+            value.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(utf8_percent_encode(value, PATH_SEGMENT).to_string())
 }
 
 fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
@@ -700,6 +724,19 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_never_reach_a_path() {
+        for bad in [".", "..", "%2e%2E", "．．", "CORP\\..", ""] {
+            assert!(
+                matches!(path_segment(bad), Err(SourceError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(path_segment("...").unwrap(), "...");
+        assert_eq!(path_segment("a/../b").unwrap(), "a%2F..%2Fb");
+        assert_eq!(path_segment("floor.png").unwrap(), "floor.png");
+    }
+
+    #[test]
     fn hierarchy_keys_ignore_case_and_spacing() {
         assert_eq!(
             hierarchy_key("HQ > Building 5>Level 3"),
@@ -723,6 +760,7 @@ mod tests {
             priority: 0,
             timeout: Duration::from_secs(1),
             image_timeout: Duration::from_secs(1),
+            network: whereis_net::Network::direct(),
         };
         assert!(matches!(
             HttpSource::new(settings("ftp://x", None)),

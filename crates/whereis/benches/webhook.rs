@@ -37,7 +37,7 @@ fn webhook_round_trip(c: &mut Criterion) {
         let config = Config::load(&office.config("bench.toml", &section, &office.all_sources()))
             .expect("config");
         let finder = Arc::new(Finder::from_config(&config).await.expect("finder"));
-        let bot = Bot::connect(config.webex.clone().expect("webex"), config.privacy.clone(), Arc::clone(&finder))
+        let bot = Bot::connect(config.webex.clone().expect("webex"), config.privacy.clone(), &config.network, Arc::clone(&finder))
             .await
             .expect("bot");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");

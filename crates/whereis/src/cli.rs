@@ -12,12 +12,15 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::chat::Bot;
-use crate::config::Config;
+use crate::config::{Config, WebexConfig, WebexMode};
+use crate::directory::Directory;
 use crate::lookup::{FindError, FindReport, Finder, MapInfo, Outcome};
 use crate::privacy::{Channel, Refusal, Requester};
 use crate::store::{AuditFilter, Store};
 use crate::{demo, server};
+use url::Url;
 use whereis_floormap::MapError;
+use whereis_location::{HttpSource, LocationSource};
 
 /// Find a colleague in a hot-desk office through the wireless location servers.
 #[derive(Debug, Parser)]
@@ -63,6 +66,34 @@ enum Command {
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Stop a person being located, acting for them: `--requester` is their email, which the
+    /// directory (or, without one, `allowed_domains`) maps to their username.
+    Optout {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The person's email.
+        #[arg(long, value_name = "EMAIL")]
+        requester: String,
+    },
+    /// Let a person be located again, acting for them (see `optout`).
+    Optin {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The person's email.
+        #[arg(long, value_name = "EMAIL")]
+        requester: String,
+    },
+    /// Who looked a person up in the last 30 days, asked for them (see `optout`).
+    WhoLooked {
+        /// Configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The person's email.
+        #[arg(long, value_name = "EMAIL")]
+        requester: String,
     },
     /// Lookup counters: by source, found, not found, refused by reason, opted out.
     Stats {
@@ -130,6 +161,9 @@ pub fn main() -> ExitCode {
             | Command::Webex { .. }
             | Command::Audit { .. }
             | Command::Stats { .. }
+            | Command::Optout { .. }
+            | Command::Optin { .. }
+            | Command::WhoLooked { .. }
     );
     init_logging(quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -193,6 +227,15 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             json,
         } => audit(&config, target, requester, since.as_deref(), json).await,
         Command::Stats { config } => stats(&config).await,
+        Command::Optout { config, requester } => {
+            self_service(&config, &requester, SelfService::OptOut).await
+        }
+        Command::Optin { config, requester } => {
+            self_service(&config, &requester, SelfService::OptIn).await
+        }
+        Command::WhoLooked { config, requester } => {
+            self_service(&config, &requester, SelfService::WhoLooked).await
+        }
         Command::CheckConfig { config } => check_config(&config).await,
         Command::Serve { config } => serve(&config).await.map(|()| EXIT_FOUND),
         Command::Demo { listen } => demo::run(listen).await.map(|()| EXIT_FOUND),
@@ -229,7 +272,23 @@ async fn find(
             Channel::Cli,
         ),
     };
-    let mut report = match finder.find(query, &requester).await {
+    let code = find_and_print(&finder, query, &requester, json, map_dir).await;
+    // A located person's notification must not be lost because this process ends.
+    finder.flush(NOTIFY_GRACE).await;
+    code
+}
+
+/// How long a one-shot command waits for notifications still being sent.
+const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn find_and_print(
+    finder: &Finder,
+    query: &str,
+    requester: &Requester,
+    json: bool,
+    map_dir: Option<&Path>,
+) -> anyhow::Result<u8> {
+    let mut report = match finder.find(query, requester).await {
         Ok(report) => report,
         Err(err @ (FindError::Refused(Refusal::OptedOut(_)) | FindError::NoSuchPerson(_))) => {
             println!("{err}.");
@@ -258,7 +317,7 @@ async fn find(
         tokio::fs::create_dir_all(dir)
             .await
             .with_context(|| format!("cannot create the map directory {}", dir.display()))?;
-        write_maps(&finder, &mut report, dir).await;
+        write_maps(finder, &mut report, dir).await;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -273,6 +332,56 @@ async fn find(
             EXIT_ERROR
         }
     })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SelfService {
+    OptOut,
+    OptIn,
+    WhoLooked,
+}
+
+/// `optout` / `optin` / `who-looked` for the person with this email: the same rule as in chat —
+/// only the username the directory (or `allowed_domains`) vouches for.
+async fn self_service(path: &Path, email: &str, action: SelfService) -> anyhow::Result<u8> {
+    let (_, finder) = load(path).await?;
+    let requester = Requester::new(email, Channel::Cli);
+    let result = match action {
+        SelfService::OptOut => finder.opt_out(&requester).await.map(|username| {
+            println!("{username} is opted out: whereis will not locate them.");
+        }),
+        SelfService::OptIn => finder.opt_in(&requester).await.map(|username| {
+            println!("{username} is opted in: colleagues can locate them again.");
+        }),
+        SelfService::WhoLooked => finder
+            .who_looked(&requester)
+            .await
+            .map(|(username, entries)| {
+                println!(
+                    "{} lookup(s) of {username} in the last {} days",
+                    entries.len(),
+                    crate::privacy::WHO_LOOKED_WINDOW_DAYS
+                );
+                for entry in entries {
+                    let when = chrono::DateTime::from_timestamp(entry.at, 0)
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .unwrap_or_else(|| entry.at.to_string());
+                    println!(
+                        "{when}  {:<28} {:<5} {}",
+                        entry.requester,
+                        entry.channel,
+                        entry.outcome.as_str()
+                    );
+                }
+            }),
+    };
+    match result {
+        Ok(()) => Ok(EXIT_FOUND),
+        Err(err) => {
+            eprintln!("whereis-bot: {err}");
+            Ok(EXIT_ERROR)
+        }
+    }
 }
 
 /// Draws every device of `report` and writes one PNG per device into `dir`.
@@ -320,57 +429,101 @@ fn file_name_part(text: &str) -> String {
         .collect()
 }
 
-async fn check_config(path: &Path) -> anyhow::Result<u8> {
-    let (config, finder) = load(path).await?;
-    println!(
-        "{}: valid, {} source(s); probing…",
-        path.display(),
-        config.sources.len()
-    );
-    let probes = finder.locator().sources().iter().map(|source| {
-        let source = Arc::clone(source);
-        async move {
-            let started = Instant::now();
-            let result = source.probe().await;
-            (source, result, started.elapsed())
-        }
-    });
-    let mut failed = 0;
-    for (source, result, took) in futures::future::join_all(probes).await {
-        match result {
-            Ok(probe) => println!(
-                "  ok    {:<20} {} ({} ms)",
-                source.name(),
-                probe.detail,
-                took.as_millis()
-            ),
-            Err(err) => {
-                failed += 1;
-                println!("  FAIL  {:<20} {err}", source.name());
-            }
+/// One line of `check-config`: `ok` or `FAIL`, the part checked, what was found.
+fn report_check(failed: &mut u32, what: &str, result: Result<String, String>) {
+    match result {
+        Ok(detail) => println!("  ok    {what:<20} {detail}"),
+        Err(err) => {
+            *failed += 1;
+            println!("  FAIL  {what:<20} {err}");
         }
     }
-    if let Some(webex) = &config.webex {
-        let client = whereis_webex::WebexClient::new(
-            &webex.api_base,
-            whereis_webex::Token::new(webex.token.expose()),
-            whereis_webex::RetryPolicy {
+}
+
+async fn check_config(path: &Path) -> anyhow::Result<u8> {
+    let config = Config::load(path)?;
+    println!(
+        "{}: valid, {} source(s); network: {}; probing…",
+        path.display(),
+        config.sources.len(),
+        config.network.describe()
+    );
+    let mut failed = 0;
+    let probes = config.sources.iter().map(|settings| async move {
+        let started = Instant::now();
+        let result = match HttpSource::new(settings.clone()) {
+            Ok(source) => {
+                let route = source.route();
+                source
+                    .probe()
+                    .await
+                    .map(|probe| {
+                        format!(
+                            "{}, {route} ({} ms)",
+                            probe.detail,
+                            started.elapsed().as_millis()
+                        )
+                    })
+                    .map_err(|err| format!("{err} ({route})"))
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        (settings.name.clone(), result)
+    });
+    for (name, result) in futures::future::join_all(probes).await {
+        report_check(&mut failed, &name, result);
+    }
+
+    let store =
+        match tokio::time::timeout(CHECK_TIMEOUT, Store::open(config.store_url.expose())).await {
+            Ok(Ok(store)) => match store.ping().await {
+                Ok(()) => Ok(format!("{} {}", store.kind(), store.url())),
+                Err(err) => Err(err.to_string()),
+            },
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+        };
+    report_check(&mut failed, "store", store);
+
+    let webex = match &config.webex {
+        Some(webex) => {
+            let retry = whereis_webex::RetryPolicy {
                 max_attempts: 1,
                 ..whereis_webex::RetryPolicy::default()
-            },
-            std::time::Duration::from_secs(10),
-        )?;
-        match client.me().await {
-            Ok(me) => println!(
-                "  ok    {:<20} bot {:?}",
-                "webex",
-                me.display_name.unwrap_or_default()
-            ),
-            Err(err) => {
-                failed += 1;
-                println!("  FAIL  {:<20} {err}", "webex");
-            }
+            };
+            Some(crate::webex_client(webex, &config.network, retry)?)
         }
+        None => None,
+    };
+    if let Some(directory) = &config.directory {
+        let checked = async {
+            let directory = Directory::open(directory, webex.clone())
+                .await
+                .map_err(|err| err.to_string())?;
+            tokio::time::timeout(CHECK_TIMEOUT, directory.check())
+                .await
+                .map_err(|_| format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))?
+                .map_err(|err| err.to_string())?;
+            Ok::<_, String>(format!("{} (bound and searched)", directory.kind()))
+        };
+        report_check(&mut failed, "directory", checked.await);
+    }
+
+    if let (Some(webex), Some(client)) = (&config.webex, &webex) {
+        let api = Url::parse(&webex.api_base)
+            .map(|url| config.network.route(&url).to_string())
+            .unwrap_or_default();
+        let me = client
+            .me()
+            .await
+            .map(|me| format!("bot {:?}, {api}", me.display_name.unwrap_or_default()))
+            .map_err(|err| format!("{err} ({api})"));
+        report_check(&mut failed, "webex", me);
+        report_check(
+            &mut failed,
+            "webex mode",
+            check_webex_mode(&config, webex).await,
+        );
     }
     if failed > 0 {
         println!("{failed} check(s) failed");
@@ -380,8 +533,56 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
     }
 }
 
+/// How long each `check-config` probe of the store and the directory may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The bot's mode, and what it needs: a webhook secret (or the explicit opt-out) for webhooks.
+async fn check_webex_mode(config: &Config, webex: &WebexConfig) -> Result<String, String> {
+    match webex.mode {
+        WebexMode::Webhook => {
+            let url = config
+                .server
+                .public_url
+                .as_deref()
+                .map(|u| {
+                    format!(
+                        ", Webex posts to {}/webhooks/webex",
+                        u.trim_end_matches('/')
+                    )
+                })
+                .unwrap_or_default();
+            match (&webex.webhook_secret, webex.allow_unsigned_webhooks) {
+                (Some(_), _) => Ok(format!("webhook, deliveries verified{url}")),
+                (None, true) => Ok(format!("webhook, UNSIGNED deliveries accepted{url}")),
+                (None, false) => Err(
+                    "webhook mode without a webhook secret: set webex.webhook_secret_env/_file \
+                     (or allow_unsigned_webhooks = true)"
+                        .to_owned(),
+                ),
+            }
+        }
+        WebexMode::Websocket => Ok("websocket".to_owned()),
+    }
+}
+
 async fn serve(path: &Path) -> anyhow::Result<()> {
-    let (config, finder) = load(path).await?;
+    let config = Config::load(path)?;
+    if let Some(webex) = &config.webex {
+        if webex.mode == WebexMode::Webhook
+            && webex.webhook_secret.is_none()
+            && !webex.allow_unsigned_webhooks
+        {
+            anyhow::bail!(
+                "{}: [webex] receives webhooks but has no webhook secret, so anyone could post \
+                 messages as anyone: set webhook_secret_env or webhook_secret_file (or, knowingly, \
+                 allow_unsigned_webhooks = true)",
+                path.display()
+            );
+        }
+    }
+    let finder = Finder::from_config(&config)
+        .await
+        .with_context(|| format!("{}: cannot start", path.display()))?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -390,9 +591,14 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let finder = Arc::new(finder);
     let bot = match config.webex.clone() {
         Some(webex) => Some(Arc::new(
-            Bot::connect(webex, config.privacy.clone(), Arc::clone(&finder))
-                .await
-                .context("cannot start the Webex bot")?,
+            Bot::connect(
+                webex,
+                config.privacy.clone(),
+                &config.network,
+                Arc::clone(&finder),
+            )
+            .await
+            .context("cannot start the Webex bot")?,
         )),
         None => None,
     };
@@ -422,7 +628,7 @@ async fn audit(
     json: bool,
 ) -> anyhow::Result<u8> {
     let config = Config::load(path)?;
-    let store = Store::open(&config.store_url)
+    let store = Store::open(config.store_url.expose())
         .await
         .context("cannot open the store")?;
     let since = since
@@ -493,7 +699,7 @@ fn parse_since(text: &str, now: i64) -> anyhow::Result<i64> {
 
 async fn stats(path: &Path) -> anyhow::Result<u8> {
     let config = Config::load(path)?;
-    let store = Store::open(&config.store_url)
+    let store = Store::open(config.store_url.expose())
         .await
         .context("cannot open the store")?;
     let stats = store.stats(None).await?;
@@ -527,11 +733,10 @@ async fn register_webhook(path: &Path) -> anyhow::Result<()> {
         )
     })?;
     let target_url = format!("{}/webhooks/webex", public_url.trim_end_matches('/'));
-    let client = whereis_webex::WebexClient::new(
-        &webex.api_base,
-        whereis_webex::Token::new(webex.token.expose()),
+    let client = crate::webex_client(
+        webex,
+        &config.network,
         whereis_webex::RetryPolicy::default(),
-        std::time::Duration::from_secs(20),
     )?;
     let secret = webex.webhook_secret.as_ref().map(|s| s.expose().to_owned());
     if secret.is_none() {

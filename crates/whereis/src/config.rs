@@ -12,7 +12,9 @@ use toml::Spanned;
 use whereis_floormap::MapSettings;
 
 use crate::directory::{DirectoryConfig, RawDirectory};
+use secrecy::SecretString;
 use whereis_location::{Credentials, LocatorSettings, Secret, SourceKind, SourceSettings};
+use whereis_net::{Network, ProxyServer};
 
 /// A configuration that could not be loaded; the message names the file, line and key.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +66,32 @@ pub struct Config {
     pub webex: Option<WebexConfig>,
     /// Who may do what.
     pub privacy: PrivacyConfig,
-    /// Where opt-outs, the audit log and handled webhooks are kept (`sqlite://…` or `postgres://…`).
-    pub store_url: String,
+    /// Where opt-outs, the audit log and handled webhooks are kept (`sqlite://…` or `postgres://…`);
+    /// a secret, since a PostgreSQL URL carries a password.
+    pub store_url: Secret,
     /// The corporate directory, when configured.
     pub directory: Option<DirectoryConfig>,
+    /// How outbound connections leave the machine: `[network]`, else the proxy environment variables.
+    pub network: Network,
+}
+
+/// How the bot receives messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebexMode {
+    /// Webex POSTs each message to `{server.public_url}/webhooks/webex`.
+    Webhook,
+    /// whereis connects out to Webex over a websocket (no public URL, no inbound firewall hole).
+    Websocket,
+}
+
+impl WebexMode {
+    /// `"webhook"` or `"websocket"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebexMode::Webhook => "webhook",
+            WebexMode::Websocket => "websocket",
+        }
+    }
 }
 
 /// `[webex]`: the bot's account and who may use it.
@@ -79,8 +103,15 @@ pub struct WebexConfig {
     pub webhook_secret: Option<Secret>,
     /// REST API base, e.g. `https://webexapis.com/v1`.
     pub api_base: String,
-    /// Requesters' email domains allowed to use the bot (lower case); empty = everyone.
-    pub allowed_domains: Vec<String>,
+    /// Webhook or websocket.
+    pub mode: WebexMode,
+    /// The device service for websocket mode; `None`: found through the U2C catalog.
+    pub device_url: Option<String>,
+    /// Questions older than this when the bot catches up after being away get "sorry, I was
+    /// offline" instead of a location.
+    pub max_backlog: Duration,
+    /// Serve webhook mode without a webhook secret (explicit; unsigned deliveries are accepted).
+    pub allow_unsigned_webhooks: bool,
 }
 
 /// `[privacy]`.
@@ -88,6 +119,9 @@ pub struct WebexConfig {
 pub struct PrivacyConfig {
     /// Emails (lower case) allowed to use `stats` in chat.
     pub admins: Vec<String>,
+    /// Requesters' email domains (lower case) allowed to look anyone up, on every channel; empty =
+    /// everyone. Also how a requester's email becomes their username when there is no directory.
+    pub allowed_domains: Vec<String>,
     /// Lookups one requester may run per hour (across every instance sharing the store).
     pub rate_limit_per_hour: u32,
     /// Audit rows older than this are purged.
@@ -100,6 +134,7 @@ impl Default for PrivacyConfig {
     fn default() -> PrivacyConfig {
         PrivacyConfig {
             admins: Vec::new(),
+            allowed_domains: Vec::new(),
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             notify_target: false,
@@ -139,6 +174,17 @@ struct RawConfig {
     privacy: RawPrivacy,
     #[serde(default)]
     maps: RawMaps,
+    network: Option<Spanned<RawNetwork>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    proxy: Option<Spanned<String>>,
+    proxy_username: Option<String>,
+    proxy_password_env: Option<Spanned<String>>,
+    proxy_password_file: Option<Spanned<PathBuf>>,
+    no_proxy: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,7 +222,12 @@ struct RawWebex {
     webhook_secret_env: Option<Spanned<String>>,
     webhook_secret_file: Option<Spanned<PathBuf>>,
     api_base: Option<Spanned<String>>,
-    allowed_domains: Option<Vec<String>>,
+    allowed_domains: Option<Spanned<Vec<String>>>,
+    mode: Option<Spanned<String>>,
+    device_url: Option<Spanned<String>>,
+    max_backlog_minutes: Option<Spanned<u32>>,
+    #[serde(default)]
+    allow_unsigned_webhooks: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +237,7 @@ struct RawPrivacy {
     audit_retention_days: Option<Spanned<u32>>,
     notify_target: Option<bool>,
     admins: Option<Vec<String>>,
+    allowed_domains: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +291,8 @@ pub const DEFAULT_MAP_CACHE_DIR: &str = "map-cache";
 pub const DEFAULT_WEBEX_API: &str = "https://webexapis.com/v1";
 /// Default address of `serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default age past which a question found when catching up gets "sorry, I was offline".
+pub const DEFAULT_MAX_BACKLOG_MINUTES: u32 = 15;
 
 impl Config {
     /// Reads and validates a configuration file.
@@ -296,6 +350,56 @@ impl Config {
         let server = ServerConfig {
             listen,
             public_url: raw.server.public_url.map(Spanned::into_inner),
+        };
+
+        let network = match raw.network {
+            None => Network::from_env(env).map_err(|err| ConfigError::File {
+                path: path.to_owned(),
+                message: format!("proxy environment variables: {err}"),
+            })?,
+            Some(section) => {
+                let span = section.span();
+                let section = section.into_inner();
+                let password = secret(
+                    &at,
+                    base_dir,
+                    env,
+                    span.clone(),
+                    (
+                        "network.proxy_password_env",
+                        section.proxy_password_env.as_ref(),
+                    ),
+                    (
+                        "network.proxy_password_file",
+                        section.proxy_password_file.as_ref(),
+                    ),
+                )?;
+                let no_proxy = section
+                    .no_proxy
+                    .map(|list| (list.span(), list.into_inner()))
+                    .unwrap_or((span.clone(), Vec::new()));
+                match section.proxy {
+                    Some(proxy) => {
+                        let server = ProxyServer::parse(
+                            proxy.get_ref(),
+                            section.proxy_username,
+                            password.map(|p| SecretString::from(p.expose().to_owned())),
+                            false,
+                        )
+                        .map_err(|err| at(proxy.span(), format!("network.{err}")))?;
+                        Network::with_proxy(server, &no_proxy.1)
+                            .map_err(|err| at(no_proxy.0, format!("network.{err}")))?
+                    }
+                    None if password.is_some() || section.proxy_username.is_some() => {
+                        return Err(at(
+                            span,
+                            "[network]: proxy credentials without network.proxy".to_owned(),
+                        ))
+                    }
+                    // `[network]` without a proxy: every connection direct, whatever the environment says.
+                    None => Network::direct(),
+                }
+            }
         };
 
         let timeout_ms = match &raw.lookup.timeout_ms {
@@ -509,8 +613,10 @@ impl Config {
                 priority: source.priority,
                 timeout: Duration::from_millis(timeout_ms),
                 image_timeout,
+                network: network.clone(),
             });
         }
+        let mut webex_domains = None;
         let webex = match raw.webex {
             None => None,
             Some(section) => {
@@ -552,17 +658,47 @@ impl Config {
                     }
                     None => DEFAULT_WEBEX_API.to_owned(),
                 };
+                let mode = match &section.mode {
+                    None if server.public_url.is_some() => WebexMode::Webhook,
+                    None => WebexMode::Websocket,
+                    Some(mode) => match mode.get_ref().trim() {
+                        "webhook" => WebexMode::Webhook,
+                        "websocket" => WebexMode::Websocket,
+                        _ => {
+                            return Err(at(
+                                mode.span(),
+                                "webex.mode: must be \"webhook\" or \"websocket\"".to_owned(),
+                            ))
+                        }
+                    },
+                };
+                let device_url = match section.device_url {
+                    Some(url) => {
+                        check_url(url.get_ref())
+                            .map_err(|msg| at(url.span(), format!("webex.device_url: {msg}")))?;
+                        Some(url.into_inner().trim_end_matches('/').to_owned())
+                    }
+                    None => None,
+                };
+                let max_backlog_minutes = match section.max_backlog_minutes {
+                    Some(minutes) if !(1..=10_080).contains(minutes.get_ref()) => {
+                        return Err(at(
+                            minutes.span(),
+                            "webex.max_backlog_minutes: must be between 1 and 10080".to_owned(),
+                        ))
+                    }
+                    Some(minutes) => minutes.into_inner(),
+                    None => DEFAULT_MAX_BACKLOG_MINUTES,
+                };
+                webex_domains = section.allowed_domains;
                 Some(WebexConfig {
                     token,
                     webhook_secret,
                     api_base,
-                    allowed_domains: section
-                        .allowed_domains
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|d| d.trim().trim_start_matches('@').to_lowercase())
-                        .filter(|d| !d.is_empty())
-                        .collect(),
+                    mode,
+                    device_url,
+                    max_backlog: Duration::from_secs(u64::from(max_backlog_minutes) * 60),
+                    allow_unsigned_webhooks: section.allow_unsigned_webhooks,
                 })
             }
         };
@@ -588,7 +724,24 @@ impl Config {
                 Some(days) => days.into_inner(),
                 None => DEFAULT_AUDIT_RETENTION_DAYS,
             };
+            // Once `[webex]`'s only, the domain rule holds on every channel; either place is read.
+            let allowed_domains =
+                match (raw.allowed_domains, webex_domains) {
+                    (Some(privacy), Some(_)) => return Err(at(
+                        privacy.span(),
+                        "privacy.allowed_domains and webex.allowed_domains: give only one of them"
+                            .to_owned(),
+                    )),
+                    (Some(list), None) | (None, Some(list)) => list
+                        .into_inner()
+                        .iter()
+                        .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                        .filter(|d| !d.is_empty())
+                        .collect(),
+                    (None, None) => Vec::new(),
+                };
             PrivacyConfig {
+                allowed_domains,
                 admins: raw
                     .admins
                     .unwrap_or_default()
@@ -630,7 +783,7 @@ impl Config {
                         "store.url_env/url_file: must hold a postgres:// URL".to_owned(),
                     ));
                 }
-                text.to_owned()
+                Secret::new(text)
             }
             (Some(url), None) => {
                 let text = url.get_ref().trim();
@@ -638,15 +791,15 @@ impl Config {
                     // A relative SQLite path is relative to the configuration file.
                     let path = Path::new(path);
                     if path.is_absolute() {
-                        text.to_owned()
+                        Secret::new(text)
                     } else {
-                        format!("sqlite://{}", base_dir.join(path).display())
+                        Secret::new(format!("sqlite://{}", base_dir.join(path).display()))
                     }
                 } else if text == "sqlite::memory:"
                     || text.starts_with("postgres://")
                     || text.starts_with("postgresql://")
                 {
-                    text.to_owned()
+                    Secret::new(text)
                 } else {
                     return Err(at(
                         url.span(),
@@ -655,7 +808,10 @@ impl Config {
                     ));
                 }
             }
-            (None, None) => format!("sqlite://{}", base_dir.join(DEFAULT_STORE_FILE).display()),
+            (None, None) => Secret::new(format!(
+                "sqlite://{}",
+                base_dir.join(DEFAULT_STORE_FILE).display()
+            )),
         };
         let directory = match raw.directory {
             Some(section) => {
@@ -679,6 +835,7 @@ impl Config {
             privacy,
             store_url,
             directory,
+            network,
         })
     }
 }
@@ -932,11 +1089,11 @@ password_env = "MSE_PASSWORD"
         };
         let config = parse("url_env = \"STORE\"").unwrap();
         assert_eq!(
-            config.store_url,
+            config.store_url.expose(),
             "postgres://whereis:pw@db.example.com/whereis"
         );
         let config = parse("url = \"sqlite://data/w.db\"").unwrap();
-        assert_eq!(config.store_url, "sqlite:///etc/data/w.db");
+        assert_eq!(config.store_url.expose(), "sqlite:///etc/data/w.db");
         let err = parse("url_env = \"NOT_PG\"").unwrap_err().to_string();
         assert!(
             err.contains("postgres://") && !err.contains("mysql"),

@@ -104,9 +104,14 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         .clone()
         .context("the demo configuration has a [webex] section")?;
     let bot = Arc::new(
-        Bot::connect(webex_config, config.privacy.clone(), Arc::clone(&finder))
-            .await
-            .context("cannot connect the bot to the Webex double")?,
+        Bot::connect(
+            webex_config,
+            config.privacy.clone(),
+            &config.network,
+            Arc::clone(&finder),
+        )
+        .await
+        .context("cannot connect the bot to the Webex double")?,
     );
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0)")
@@ -168,7 +173,7 @@ async fn local_chat(State(chat): State<LocalChat>, Query(params): Query<ChatPara
     let signature = whereis_webex::sign(DEMO_WEBHOOK_SECRET.as_bytes(), &body);
     // The same intake as the webhook route; the answer is awaited here so the replies can be shown.
     let outcome = match chat.bot.intake(&body, Some(&signature)).await {
-        Intake::Accepted(event) => chat.bot.handle(*event).await.map_err(|e| e.to_string()),
+        Intake::Accepted(job) => chat.bot.handle(job).await.map_err(|e| e.to_string()),
         other => Err(format!("not handled: {other:?}")),
     };
     let mut replies = Vec::new();
@@ -230,7 +235,7 @@ fn instructions(simulator: &Simulator, address: SocketAddr, config: &Path) -> St
         .unwrap_or_else(|_| "whereis-bot".to_owned());
     let _ = write!(
         text,
-        "\nTry:\n  curl '{base}/api/v1/locate?q={first}'\n  curl '{base}/demo/chat?text=whereis%20{first}'            (chat with the bot as jane.doe@example.com)\n  curl '{base}/demo/chat?text=help&space=Team'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --map-dir maps --config {config}\n\nCtrl-C to stop.",
+        "\nTry:\n  curl -H 'X-Whereis-Requester: {DEMO_REQUESTER}' '{base}/api/v1/locate?q={first}'\n  curl '{base}/demo/chat?text=whereis%20{first}'            (chat with the bot as jane.doe@example.com)\n  curl '{base}/demo/chat?text=help&space=Team'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --map-dir maps --config {config}\n\nCtrl-C to stop.",
         config = config.display()
     );
     text

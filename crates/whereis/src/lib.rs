@@ -17,3 +17,21 @@ pub mod lookup;
 pub mod privacy;
 pub mod server;
 pub mod store;
+
+/// The Webex REST client for `[webex]`: the bot's token, its connections routed by `network`.
+pub fn webex_client(
+    webex: &config::WebexConfig,
+    network: &whereis_net::Network,
+    retry: whereis_webex::RetryPolicy,
+) -> Result<whereis_webex::WebexClient, whereis_webex::WebexError> {
+    let _ = network;
+    whereis_webex::WebexClient::new(
+        &webex.api_base,
+        whereis_webex::Token::new(webex.token.expose()),
+        retry,
+        WEBEX_REQUEST_TIMEOUT,
+    )
+}
+
+/// Timeout of each Webex REST request.
+pub const WEBEX_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);

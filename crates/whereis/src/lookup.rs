@@ -11,10 +11,13 @@ use whereis_location::{
     Username,
 };
 
+use tokio_util::task::TaskTracker;
+use whereis_webex::{NewMessage, RetryPolicy, WebexClient};
+
 use crate::config::Config;
 use crate::directory::{Directory, Entry, Resolution};
-use crate::privacy::{now, Privacy, Refusal, Requester};
-use crate::store::Store;
+use crate::privacy::{now, Channel, Privacy, Refusal, Requester};
+use crate::store::{AuditEntry, Outcome as AuditOutcome, Store};
 
 /// The lookup service: the Locator over every configured source, the floor maps, the directory, and
 /// the privacy rules every channel goes through.
@@ -23,6 +26,10 @@ pub struct Finder {
     maps: FloorMaps,
     privacy: Arc<Privacy>,
     directory: Option<Arc<Directory>>,
+    /// Posts `notify_target` messages, when `[webex]` is configured.
+    webex: Option<WebexClient>,
+    /// Notifications still being sent (awaited by [`Finder::flush`]).
+    pending: TaskTracker,
 }
 
 /// Why a lookup was not run.
@@ -45,9 +52,49 @@ pub enum FindError {
     /// Nobody in the directory has that name.
     #[error("nobody called {0:?} is in the directory")]
     NoSuchPerson(String),
-    /// The directory could not be asked.
+    /// The directory could not be asked (only a full name needs it: usernames still work).
     #[error("the directory is unavailable: {0}")]
     DirectoryUnavailable(String),
+    /// The requester's email domain is not allowed (refused and audited; nothing looked up).
+    #[error("whereis is only available to people at {}", .0.join(", "))]
+    NotAllowed(Vec<String>),
+}
+
+/// Why whereis cannot tell which username belongs to a requester (for `optout`, `optin` and
+/// `who looked for me`, which act on the requester's own username only).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// The requester is not identified by an email address.
+    #[error("{0:?} is not an email address")]
+    NotAnEmail(String),
+    /// The requester's domain is not allowed.
+    #[error("whereis is only available to people at {}", .0.join(", "))]
+    NotAllowed(Vec<String>),
+    /// The directory has no entry with the requester's email.
+    #[error(
+        "your email {0} is not in the directory, so whereis cannot tell which username is yours"
+    )]
+    NotInDirectory(String),
+    /// Neither a directory nor `allowed_domains` vouches for email → username.
+    #[error(
+        "whereis cannot tell which username is yours: it has neither a directory nor allowed_domains \
+         (ask its operator)"
+    )]
+    Unverifiable,
+    /// The directory could not be asked.
+    #[error("the directory is unavailable ({0}); please try again later")]
+    DirectoryUnavailable(String),
+}
+
+/// Why a requester's action on their own record failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SelfServiceError {
+    /// Whose username it is could not be established.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The store could not record or read it.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Why the finder could not start.
@@ -62,6 +109,9 @@ pub enum StartError {
     /// The directory could not be opened.
     #[error("directory: {0}")]
     Directory(#[from] crate::directory::DirectoryError),
+    /// The Webex client could not be set up.
+    #[error("webex: {0}")]
+    Webex(whereis_webex::WebexError),
 }
 
 /// How long a numbered list of candidates can be answered with a number.
@@ -100,6 +150,9 @@ pub struct FindReport {
     pub devices: Vec<DeviceReport>,
     /// Sources that failed.
     pub errors: Vec<SourceFailure>,
+    /// Why the directory could not be asked, when the query was looked up as a username without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_error: Option<String>,
 }
 
 /// One device of a report, with its map when maps were asked for.
@@ -177,23 +230,16 @@ impl Finder {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Store::open(&config.store_url).await?;
+        let store = Store::open(config.store_url.expose()).await?;
+        let webex = match &config.webex {
+            Some(webex) => Some(
+                crate::webex_client(webex, &config.network, RetryPolicy::default())
+                    .map_err(StartError::Webex)?,
+            ),
+            None => None,
+        };
         let directory = match &config.directory {
-            Some(directory) => {
-                let webex = match &config.webex {
-                    Some(webex) => Some(
-                        whereis_webex::WebexClient::new(
-                            &webex.api_base,
-                            whereis_webex::Token::new(webex.token.expose()),
-                            whereis_webex::RetryPolicy::default(),
-                            std::time::Duration::from_secs(20),
-                        )
-                        .map_err(|e| crate::directory::DirectoryError::Invalid(e.to_string()))?,
-                    ),
-                    None => None,
-                };
-                Some(Arc::new(Directory::open(directory, webex).await?))
-            }
+            Some(directory) => Some(Arc::new(Directory::open(directory, webex.clone()).await?)),
             None => None,
         };
         Ok(Finder {
@@ -201,7 +247,21 @@ impl Finder {
             maps: FloorMaps::new(config.maps.clone()),
             privacy: Arc::new(Privacy::new(store, config.privacy.clone())),
             directory,
+            webex,
+            pending: TaskTracker::new(),
         })
+    }
+
+    /// Waits (at most `limit`) for notifications still being sent: a one-shot command calls it
+    /// before exiting.
+    pub async fn flush(&self, limit: std::time::Duration) {
+        self.pending.close();
+        if tokio::time::timeout(limit, self.pending.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("notifications still unsent after {} ms", limit.as_millis());
+        }
     }
 
     /// The directory, when configured.
@@ -245,9 +305,32 @@ impl Finder {
         &self.locator
     }
 
-    /// Looks a username up on every source.
+    /// Whether `requester` may use whereis at all: `allowed_domains` (empty: everyone). An operator
+    /// at the command line without `--requester` is not an email and is trusted (they hold the
+    /// configuration and its secrets); every other requester must be an email in an allowed domain.
+    pub fn allowed(&self, requester: &Requester) -> bool {
+        let domains = &self.privacy.config().allowed_domains;
+        if domains.is_empty() {
+            return true;
+        }
+        match requester.id.rsplit_once('@') {
+            Some((local, domain)) => !local.is_empty() && domains.iter().any(|d| d == domain),
+            None => requester.channel == Channel::Cli && requester.id.starts_with("cli:"),
+        }
+    }
+
+    /// Looks a person up on every source, under the privacy rules: allowed domain, opt-out, rate
+    /// limit, audit, and `notify_target` — the same for every channel.
     pub async fn find(&self, query: &str, requester: &Requester) -> Result<FindReport, FindError> {
-        let person = self.resolve(query, requester).await?;
+        if !self.allowed(requester) {
+            self.privacy
+                .refuse(requester, query.trim(), AuditOutcome::NotAllowed)
+                .await;
+            return Err(FindError::NotAllowed(
+                self.privacy.config().allowed_domains.clone(),
+            ));
+        }
+        let (person, directory_error) = self.resolve(query, requester).await?;
         let username = Username::parse(&person.username)?;
         self.privacy.check(requester, username.as_str()).await?;
         let lookup = self.locator.locate(&username).await;
@@ -271,6 +354,9 @@ impl Finder {
                 u32::try_from(lookup.devices.len()).unwrap_or(u32::MAX),
             )
             .await;
+        if !lookup.devices.is_empty() {
+            self.notify_target(&person, requester);
+        }
         Ok(FindReport {
             query: query.trim().to_owned(),
             person,
@@ -284,12 +370,95 @@ impl Finder {
                 })
                 .collect(),
             errors: lookup.errors,
+            directory_error,
         })
+    }
+
+    /// With `notify_target`, tells the located person (a direct Webex message, sent in the
+    /// background) who looked for them; needs `[webex]` and the person's email from the directory.
+    fn notify_target(&self, person: &Person, requester: &Requester) {
+        if !self.privacy.config().notify_target {
+            return;
+        }
+        let (Some(client), Some(email)) = (&self.webex, &person.email) else {
+            return;
+        };
+        let message = NewMessage {
+            to_person_email: Some(email.clone()),
+            text: Some(format!(
+                "{} located you with whereis just now. Send \"who looked for me\" to see your lookups, or \"optout\" to stop them.",
+                requester.id
+            )),
+            ..NewMessage::default()
+        };
+        let client = client.clone();
+        self.pending.spawn(async move {
+            if let Err(err) = client.post_message(&message).await {
+                tracing::warn!(error = %err, "could not notify the located person");
+            }
+        });
+    }
+
+    /// The username a requester may act on (`optout`, `optin`, `who looked for me`): the one the
+    /// directory maps their whole email to; without a directory, the email's local part only when
+    /// its domain is in `allowed_domains`. Never the local part of an arbitrary domain.
+    pub async fn own_username(&self, requester: &Requester) -> Result<String, IdentityError> {
+        let email = requester.id.as_str();
+        let Some((local, _)) = email
+            .rsplit_once('@')
+            .filter(|(l, d)| !l.is_empty() && !d.is_empty())
+        else {
+            return Err(IdentityError::NotAnEmail(email.to_owned()));
+        };
+        if !self.allowed(requester) {
+            return Err(IdentityError::NotAllowed(
+                self.privacy.config().allowed_domains.clone(),
+            ));
+        }
+        if let Some(directory) = &self.directory {
+            return match directory.by_email(email).await {
+                Ok(Some(entry)) => Ok(Privacy::key(&entry.username)),
+                Ok(None) => Err(IdentityError::NotInDirectory(email.to_owned())),
+                Err(err) => Err(IdentityError::DirectoryUnavailable(err.to_string())),
+            };
+        }
+        if self.privacy.config().allowed_domains.is_empty() {
+            return Err(IdentityError::Unverifiable);
+        }
+        Ok(Privacy::key(local))
+    }
+
+    /// `optout`: the requester's own username stops being locatable; returns it.
+    pub async fn opt_out(&self, requester: &Requester) -> Result<String, SelfServiceError> {
+        let username = self.own_username(requester).await?;
+        self.privacy.opt_out(&username).await?;
+        Ok(username)
+    }
+
+    /// `optin`: the requester's own username is locatable again; returns it.
+    pub async fn opt_in(&self, requester: &Requester) -> Result<String, SelfServiceError> {
+        let username = self.own_username(requester).await?;
+        self.privacy.opt_in(&username).await?;
+        Ok(username)
+    }
+
+    /// `who looked for me`: the requester's own username and its lookups of the last 30 days.
+    pub async fn who_looked(
+        &self,
+        requester: &Requester,
+    ) -> Result<(String, Vec<AuditEntry>), SelfServiceError> {
+        let username = self.own_username(requester).await?;
+        let entries = self.privacy.who_looked_for(&username).await?;
+        Ok((username, entries))
     }
 
     /// Who a query means: a number picks from the last list offered to this requester; with a
     /// directory, names, emails and aliases resolve to usernames; a username always works directly.
-    async fn resolve(&self, query: &str, requester: &Requester) -> Result<Person, FindError> {
+    async fn resolve(
+        &self,
+        query: &str,
+        requester: &Requester,
+    ) -> Result<(Person, Option<String>), FindError> {
         let mut query = query.trim().to_owned();
         if let Ok(n) = query.parse::<usize>() {
             if (1..=10).contains(&n) {
@@ -306,35 +475,42 @@ impl Finder {
         }
         let query = query.as_str();
         let as_username = Username::parse(query);
+        let bare = |username: &Username| Person {
+            username: username.as_str().to_owned(),
+            display_name: None,
+            email: None,
+        };
         let Some(directory) = &self.directory else {
-            let username = as_username?;
-            return Ok(Person {
-                username: username.as_str().to_owned(),
-                display_name: None,
-                email: None,
-            });
+            return Ok((bare(&as_username?), None));
         };
         if let Err(err @ (InvalidUsername::Empty | InvalidUsername::Invalid(_))) = &as_username {
             return Err(FindError::BadQuery(err.clone()));
         }
-        let resolution = directory
-            .resolve(query)
-            .await
-            .map_err(|e| FindError::DirectoryUnavailable(e.to_string()))?;
+        let resolution = match directory.resolve(query).await {
+            Ok(resolution) => resolution,
+            // A username needs no directory: look it up anyway, and say the name is unknown.
+            Err(err) => match &as_username {
+                Ok(username) => {
+                    tracing::warn!(error = %err, "directory unavailable; looking the query up as a username");
+                    return Ok((bare(username), Some(err.to_string())));
+                }
+                Err(_) => return Err(FindError::DirectoryUnavailable(err.to_string())),
+            },
+        };
         let entry_person = |entry: Entry| Person {
             username: entry.username,
             display_name: Some(entry.display_name),
             email: entry.email,
         };
         match resolution {
-            Resolution::One(entry) => Ok(entry_person(entry)),
+            Resolution::One(entry) => Ok((entry_person(entry), None)),
             Resolution::Several(candidates) => {
                 // A username typed exactly wins over name matches.
                 if let Some(exact) = candidates
                     .iter()
                     .find(|c| c.username.eq_ignore_ascii_case(query))
                 {
-                    return Ok(entry_person(exact.clone()));
+                    return Ok((entry_person(exact.clone()), None));
                 }
                 let usernames: Vec<String> =
                     candidates.iter().map(|c| c.username.clone()).collect();
@@ -350,28 +526,10 @@ impl Finder {
             }
             Resolution::NoMatch => match as_username {
                 // Not every username is in the directory: ask the network anyway.
-                Ok(username) => Ok(Person {
-                    username: username.as_str().to_owned(),
-                    display_name: None,
-                    email: None,
-                }),
+                Ok(username) => Ok((bare(&username), None)),
                 Err(_) => Err(FindError::NoSuchPerson(query.to_owned())),
             },
         }
-    }
-
-    /// The username of a requester: their directory entry by email, else the email's local part.
-    pub async fn username_of(&self, email: &str) -> String {
-        if let Some(directory) = &self.directory {
-            match directory.by_email(email).await {
-                Ok(Some(entry)) => return entry.username,
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "directory unavailable for a requester's email")
-                }
-            }
-        }
-        email.split('@').next().unwrap_or(email).to_lowercase()
     }
 
     /// How a report ends, given how many sources there are.
@@ -423,6 +581,11 @@ impl FindReport {
             lines.push(format!(
                 "Note: {} did not answer: {}",
                 failure.source, failure.error
+            ));
+        }
+        if let Some(error) = &self.directory_error {
+            lines.push(format!(
+                "Note: the directory is unavailable ({error}); {who} was looked up as a username."
             ));
         }
         lines.join("\n")
@@ -550,6 +713,7 @@ mod tests {
                 source: "mse".into(),
                 error: "timed out after 2000 ms".into(),
             }],
+            directory_error: None,
         };
         let text = report.to_text();
         assert!(text.starts_with("jdoe has 2 devices:\n- jdoe is"), "{text}");

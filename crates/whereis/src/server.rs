@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,10 +15,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
 use whereis_location::Device;
 
 use crate::chat::{Bot, Intake};
-use crate::lookup::{DeviceReport, FindError, Finder, MapInfo, Outcome};
+use crate::lookup::{
+    DeviceReport, FindError, Finder, IdentityError, MapInfo, Outcome, SelfServiceError,
+};
 use crate::privacy::{Channel, Refusal, Requester};
 
 /// What every handler shares.
@@ -60,10 +63,28 @@ pub fn router(finder: Arc<Finder>, bot: Option<Arc<Bot>>) -> Router {
     Router::new()
         .route("/api/v1/locate", get(locate))
         .route("/api/v1/maps/{file}", get(map_png))
+        .route("/api/v1/me/optout", post(me_opt_out))
+        .route("/api/v1/me/optin", post(me_opt_in))
+        .route("/api/v1/me/lookups", get(me_lookups))
         .route("/healthz", get(healthz))
-        .route("/webhooks/webex", post(webex_webhook))
+        .route(
+            "/webhooks/webex",
+            post(webex_webhook).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
+
+/// Largest webhook body read (Webex's are a few hundred bytes).
+pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+/// Largest body read on every other route.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// No request is worked on longer than this (a lookup has its own, shorter deadline).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
 pub async fn serve(
@@ -103,15 +124,9 @@ async fn locate(
             "missing q: ask /api/v1/locate?q=USERNAME".to_owned(),
         );
     };
-    let requester = Requester::new(
-        headers
-            .get(REQUESTER_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.trim().is_empty())
-            .unwrap_or("api"),
-        Channel::Api,
-    );
+    let requester = api_requester(&headers);
     match state.finder.find(&query, &requester).await {
+        Err(err @ FindError::NotAllowed(_)) => error(StatusCode::FORBIDDEN, err.to_string()),
         Err(err @ FindError::Refused(Refusal::OptedOut(_))) => {
             error(StatusCode::FORBIDDEN, err.to_string())
         }
@@ -242,10 +257,81 @@ async fn webex_webhook(State(state): State<AppState>, headers: HeaderMap, body: 
             tracing::debug!(reason, "webhook ignored");
             StatusCode::OK.into_response()
         }
-        Intake::Accepted(event) => {
-            bot.spawn(event);
+        Intake::Busy => {
+            tracing::warn!("bot work queue full: webhook refused with 503 (Webex will retry)");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(
+                    header::RETRY_AFTER,
+                    crate::chat::BUSY_RETRY_AFTER_SECONDS.to_string(),
+                )],
+            )
+                .into_response()
+        }
+        Intake::Accepted(job) => {
+            bot.spawn(job);
             StatusCode::OK.into_response()
         }
+    }
+}
+
+/// Who asks through the API: the `X-Whereis-Requester` header an authenticating proxy in front of
+/// whereis sets (`api` without one).
+fn api_requester(headers: &HeaderMap) -> Requester {
+    Requester::new(
+        headers
+            .get(REQUESTER_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.trim().is_empty())
+            .unwrap_or("api"),
+        Channel::Api,
+    )
+}
+
+/// The status and body of a failed action on the requester's own record.
+fn self_service_error(err: SelfServiceError) -> Response {
+    let status = match &err {
+        SelfServiceError::Identity(IdentityError::DirectoryUnavailable(_))
+        | SelfServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SelfServiceError::Identity(_) => StatusCode::FORBIDDEN,
+    };
+    error(status, err.to_string())
+}
+
+/// `POST /api/v1/me/optout`: the requester (by whole email) stops being locatable.
+async fn me_opt_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.finder.opt_out(&api_requester(&headers)).await {
+        Ok(username) => {
+            Json(serde_json::json!({"username": username, "opted_out": true})).into_response()
+        }
+        Err(err) => self_service_error(err),
+    }
+}
+
+/// `POST /api/v1/me/optin`: the requester is locatable again.
+async fn me_opt_in(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.finder.opt_in(&api_requester(&headers)).await {
+        Ok(username) => {
+            Json(serde_json::json!({"username": username, "opted_out": false})).into_response()
+        }
+        Err(err) => self_service_error(err),
+    }
+}
+
+/// `GET /api/v1/me/lookups`: who looked for the requester in the last 30 days.
+async fn me_lookups(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.finder.who_looked(&api_requester(&headers)).await {
+        Ok((username, entries)) => Json(serde_json::json!({
+            "username": username,
+            "lookups": entries.iter().map(|entry| serde_json::json!({
+                "at": entry.at,
+                "requester": entry.requester,
+                "channel": entry.channel,
+                "outcome": entry.outcome.as_str(),
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(err) => self_service_error(err),
     }
 }
 

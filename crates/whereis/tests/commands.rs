@@ -52,7 +52,16 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
         "{lines:?}"
     );
 
-    let doc: serde_json::Value = reqwest::get(format!("{base}/api/v1/locate?q=jdoe"))
+    // The API names its requester (an authenticating proxy sets the header); the demo's domain
+    // rule refuses anyone else, as in chat.
+    let http = reqwest::Client::new();
+    let locate = format!("{base}/api/v1/locate?q=jdoe");
+    let anonymous = http.get(&locate).send().await.unwrap();
+    assert_eq!(anonymous.status(), 403);
+    let doc: serde_json::Value = http
+        .get(&locate)
+        .header("X-Whereis-Requester", "jane.doe@example.com")
+        .send()
         .await
         .unwrap()
         .json()

@@ -54,6 +54,7 @@ fn world() -> &'static World {
                 let bot = Bot::connect(
                     config.webex.clone().unwrap(),
                     config.privacy.clone(),
+                    &config.network,
                     Arc::clone(&finder),
                 )
                 .await

@@ -8,24 +8,28 @@ pub mod mention;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 use whereis_webex::{
-    verify_signature, Attachment, Message, NewMessage, Person, RetryPolicy, RoomType, Token,
-    WebexClient, WebexError, WebhookEvent,
+    verify_signature, Attachment, Message, NewMessage, Person, RetryPolicy, RoomType, WebexClient,
+    WebexError, WebhookEvent,
 };
 
 use crate::config::{PrivacyConfig, WebexConfig};
-use crate::lookup::{describe_device, FindError, Finder};
+use crate::lookup::{describe_device, FindError, Finder, SelfServiceError};
 use crate::privacy::{Channel, Requester, WHO_LOOKED_WINDOW_DAYS};
-use crate::store::{AuditEntry, Outcome, StoreStats};
+use crate::store::{AuditEntry, StoreStats};
 pub use command::Command;
 
 /// How long a handled message id is remembered (Webex retries a delivery for a few minutes).
 const DEDUPE_WINDOW: Duration = Duration::from_secs(3600);
-/// Messages being worked on at once; more wait their turn.
+/// Messages being worked on at once; more wait their turn in the queue.
 const CONCURRENT_MESSAGES: usize = 64;
-/// Timeout of each Webex API request.
-const WEBEX_TIMEOUT: Duration = Duration::from_secs(20);
+/// Messages accepted but not finished (working and waiting): past this, deliveries are refused
+/// with 503 and Retry-After so that Webex delivers them again later, instead of piling up tasks.
+pub const QUEUE_CAPACITY: usize = 512;
+/// What a refused delivery is told to wait, in seconds.
+pub const BUSY_RETRY_AFTER_SECONDS: u64 = 30;
 
 /// The bot could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +40,7 @@ pub enum BotError {
 }
 
 /// What to do with one webhook delivery.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Intake {
     /// Signature missing or wrong: 401, and nothing else happens.
     Unauthorized,
@@ -44,8 +48,32 @@ pub enum Intake {
     Malformed(String),
     /// Accepted but nothing to do (a retry, our own message, another resource): 200.
     Ignored(&'static str),
-    /// A new message to work on: 200, then [`Bot::handle`].
-    Accepted(Box<WebhookEvent>),
+    /// The work queue is full: 503 with Retry-After (Webex delivers it again; nothing was claimed).
+    Busy,
+    /// A new message to work on: 200, then [`Bot::spawn`].
+    Accepted(Job),
+}
+
+/// A message claimed for answering (no other delivery of it, on any instance, will be), holding
+/// its place in the bounded work queue until it is done.
+#[derive(Debug)]
+pub struct Job {
+    /// The REST message id.
+    pub message_id: String,
+    /// The sender's email as the delivery named it (the message itself is authoritative).
+    pub sender_email: Option<String>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// How a message was claimed.
+#[derive(Debug)]
+pub enum Claim {
+    /// Ours to answer.
+    New(Job),
+    /// Already answered (or being answered) by this or another instance.
+    Duplicate,
+    /// The work queue is full; try again later.
+    Busy,
 }
 
 /// The Webex bot.
@@ -56,7 +84,12 @@ pub struct Bot {
     webex: WebexConfig,
     privacy: PrivacyConfig,
     handled: moka::sync::Cache<String, ()>,
+    /// Slots of the bounded work queue (accepted, not finished).
+    queue: Arc<Semaphore>,
+    /// Messages being worked on at once.
     working: Arc<Semaphore>,
+    /// Replies still being worked on (awaited on shutdown).
+    tasks: TaskTracker,
 }
 
 impl Bot {
@@ -64,14 +97,10 @@ impl Bot {
     pub async fn connect(
         webex: WebexConfig,
         privacy: PrivacyConfig,
+        network: &whereis_net::Network,
         finder: Arc<Finder>,
     ) -> Result<Bot, BotError> {
-        let client = WebexClient::new(
-            &webex.api_base,
-            Token::new(webex.token.expose()),
-            RetryPolicy::default(),
-            WEBEX_TIMEOUT,
-        )?;
+        let client = crate::webex_client(&webex, network, RetryPolicy::default())?;
         let me = client.me().await?;
         tracing::info!(bot = %me.display_name.as_deref().unwrap_or("?"), "Webex bot connected");
         Ok(Bot {
@@ -84,8 +113,83 @@ impl Bot {
                 .max_capacity(100_000)
                 .time_to_live(DEDUPE_WINDOW)
                 .build(),
+            queue: Arc::new(Semaphore::new(QUEUE_CAPACITY)),
             working: Arc::new(Semaphore::new(CONCURRENT_MESSAGES)),
+            tasks: TaskTracker::new(),
         })
+    }
+
+    /// The bot's own person record (`people/me`).
+    pub fn me(&self) -> &Person {
+        &self.me
+    }
+
+    /// The Webex REST client the bot posts with.
+    pub fn client(&self) -> &WebexClient {
+        &self.client
+    }
+
+    /// The `[webex]` settings.
+    pub fn settings(&self) -> &WebexConfig {
+        &self.webex
+    }
+
+    /// The finder behind the bot.
+    pub fn finder(&self) -> &Arc<Finder> {
+        &self.finder
+    }
+
+    /// Whether a message (by its sender) is the bot's own.
+    pub fn is_own(&self, person_id: Option<&str>, email: Option<&str>) -> bool {
+        person_id == Some(self.me.id.as_str())
+            || email
+                .is_some_and(|email| self.me.emails.iter().any(|e| e.eq_ignore_ascii_case(email)))
+    }
+
+    /// Takes a slot in the work queue and claims the message id — once per message across
+    /// webhook and websocket deliveries and across instances (through the store; this process's
+    /// memory covers a store outage). A full queue claims nothing, so a later delivery still can.
+    pub async fn claim(&self, message_id: &str, sender_email: Option<String>) -> Claim {
+        let Ok(slot) = Arc::clone(&self.queue).try_acquire_owned() else {
+            return Claim::Busy;
+        };
+        let locally_first = self
+            .handled
+            .entry(message_id.to_owned())
+            .or_insert(())
+            .is_fresh();
+        let first = match self
+            .finder
+            .privacy()
+            .store()
+            .first_delivery(message_id, crate::privacy::now())
+            .await
+        {
+            Ok(first) => first,
+            Err(err) => {
+                tracing::warn!(error = %err, "store unavailable for message dedupe; using this instance's memory");
+                locally_first
+            }
+        };
+        if !first {
+            return Claim::Duplicate;
+        }
+        Claim::New(Job {
+            message_id: message_id.to_owned(),
+            sender_email,
+            _slot: slot,
+        })
+    }
+
+    /// Waits (at most `limit`) for the replies being worked on.
+    pub async fn finish(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("replies still unfinished after {} s", limit.as_secs());
+        }
     }
 
     /// The bot's display name.
@@ -109,61 +213,46 @@ impl Bot {
         if event.resource != "messages" || event.event != "created" {
             return Intake::Ignored("not a new message");
         }
-        let from_me =
-            event.data.person_id.as_deref() == Some(self.me.id.as_str())
-                || event.data.person_email.as_deref().is_some_and(|email| {
-                    self.me.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
-                });
-        if from_me {
+        if self.is_own(
+            event.data.person_id.as_deref(),
+            event.data.person_email.as_deref(),
+        ) {
             return Intake::Ignored("the bot's own message");
         }
-        // Webex retries deliveries it thinks failed: one answer per message id, across instances
-        // through the store; this process's memory covers a store outage.
-        let locally_first = self
-            .handled
-            .entry(event.data.id.clone())
-            .or_insert(())
-            .is_fresh();
-        let first = match self
-            .finder
-            .privacy()
-            .store()
-            .first_delivery(&event.data.id, crate::privacy::now())
-            .await
-        {
-            Ok(first) => first,
-            Err(err) => {
-                tracing::warn!(error = %err, "store unavailable for webhook dedupe; using this instance's memory");
-                locally_first
-            }
-        };
-        if !first {
-            return Intake::Ignored("already handled");
+        match self.claim(&event.data.id, event.data.person_email).await {
+            Claim::New(job) => Intake::Accepted(job),
+            Claim::Duplicate => Intake::Ignored("already handled"),
+            Claim::Busy => Intake::Busy,
         }
-        Intake::Accepted(Box::new(event))
     }
 
-    /// Works on an accepted event in the background; the webhook has already been answered.
-    pub fn spawn(self: &Arc<Self>, event: Box<WebhookEvent>) {
+    /// Works on a claimed message in the background; the delivery has already been answered.
+    pub fn spawn(self: &Arc<Self>, job: Job) {
         let bot = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let Ok(_permit) = Arc::clone(&bot.working).acquire_owned().await else {
                 return;
             };
-            let message_id = event.data.id.clone();
-            if let Err(err) = bot.handle(*event).await {
+            let message_id = job.message_id.clone();
+            if let Err(err) = bot.handle(job).await {
                 tracing::warn!(message = %message_id, error = %err, "could not answer a message");
             }
         });
     }
 
-    /// Answers one message.
-    pub async fn handle(&self, event: WebhookEvent) -> Result<(), WebexError> {
-        let message = self.client.message(&event.data.id).await?;
+    /// Answers one claimed message.
+    pub async fn handle(&self, job: Job) -> Result<(), WebexError> {
+        let message = self.client.message(&job.message_id).await?;
+        if self.is_own(
+            message.person_id.as_deref(),
+            message.person_email.as_deref(),
+        ) {
+            return Ok(());
+        }
         let requester = message
             .person_email
             .clone()
-            .or(event.data.person_email)
+            .or(job.sender_email)
             .unwrap_or_default()
             .to_lowercase();
         let reply = Reply {
@@ -181,67 +270,45 @@ impl Bot {
         };
         let command = Command::parse(&text);
         let requester = Requester::new(&requester, Channel::Chat);
-        if !self.allowed(&requester.id) {
-            if let Command::Find(query) = &command {
-                self.finder
-                    .privacy()
-                    .refuse(&requester, query, Outcome::NotAllowed)
-                    .await;
-            }
-            return reply
-                .text(format!(
-                    "Sorry, whereis is only available to people at {}.",
-                    self.webex.allowed_domains.join(", ")
-                ))
-                .await;
+        let not_allowed = || {
+            format!(
+                "Sorry, whereis is only available to people at {}.",
+                self.privacy.allowed_domains.join(", ")
+            )
+        };
+        // A location question gets the refusal from the finder (which audits it).
+        if !self.finder.allowed(&requester) && !matches!(command, Command::Find(_)) {
+            return reply.text(not_allowed()).await;
         }
-        let privacy = self.finder.privacy();
         match command {
             Command::Help | Command::Empty => reply.markdown(help(self.name())).await,
-            Command::OptOut => {
-                let username = self.finder.username_of(&requester.id).await;
-                match privacy.opt_out(&username).await {
-                    Ok(()) => {
-                        reply
-                            .text(format!(
-                                "Done: {username} will not be located by whereis any more. Send \"optin\" to undo."
-                            ))
-                            .await
-                    }
-                    Err(err) => reply.text(unavailable("that could not be recorded", &err)).await,
+            Command::OptOut => match self.finder.opt_out(&requester).await {
+                Ok(username) => {
+                    reply
+                        .text(format!(
+                            "Done: {username} will not be located by whereis any more. Send \"optin\" to undo."
+                        ))
+                        .await
                 }
-            }
-            Command::OptIn => {
-                let username = self.finder.username_of(&requester.id).await;
-                match privacy.opt_in(&username).await {
-                    Ok(()) => {
-                        reply
-                            .text(format!(
-                                "Done: colleagues can find {username} with whereis again."
-                            ))
-                            .await
-                    }
-                    Err(err) => {
-                        reply
-                            .text(unavailable("that could not be recorded", &err))
-                            .await
-                    }
+                Err(err) => reply.text(self_service_failure(&err)).await,
+            },
+            Command::OptIn => match self.finder.opt_in(&requester).await {
+                Ok(username) => {
+                    reply
+                        .text(format!(
+                            "Done: colleagues can find {username} with whereis again."
+                        ))
+                        .await
                 }
-            }
-            Command::WhoLookedForMe => {
-                let username = self.finder.username_of(&requester.id).await;
-                match privacy.who_looked_for(&username).await {
-                    Ok(entries) => reply.text(who_looked_text(&username, &entries)).await,
-                    Err(err) => {
-                        reply
-                            .text(unavailable("the audit log is unavailable", &err))
-                            .await
-                    }
-                }
-            }
+                Err(err) => reply.text(self_service_failure(&err)).await,
+            },
+            Command::WhoLookedForMe => match self.finder.who_looked(&requester).await {
+                Ok((username, entries)) => reply.text(who_looked_text(&username, &entries)).await,
+                Err(err) => reply.text(self_service_failure(&err)).await,
+            },
             Command::Stats => {
                 if self.privacy.admins.contains(&requester.id) {
-                    match privacy.stats().await {
+                    match self.finder.privacy().stats().await {
                         Ok(stats) => reply.markdown(stats_text(&stats)).await,
                         Err(err) => reply.text(unavailable("stats are unavailable", &err)).await,
                     }
@@ -251,18 +318,20 @@ impl Bot {
                         .await
                 }
             }
-            Command::Find(query) => self.find(&reply, &query, &requester).await,
+            Command::Find(query) => {
+                let age = message_age(message.created.as_deref());
+                if age.is_some_and(|age| age > self.webex.max_backlog) {
+                    // Found while catching up: the person has long moved on; don't locate them now.
+                    return reply
+                        .text(format!(
+                            "Sorry, I was offline when you asked this ({} ago). Ask again if you still need it.",
+                            crate::lookup::format_age(age.map(|a| a.as_secs()).unwrap_or(0))
+                        ))
+                        .await;
+                }
+                self.find(&reply, &query, &requester).await
+            }
         }
-    }
-
-    fn allowed(&self, email: &str) -> bool {
-        if self.webex.allowed_domains.is_empty() {
-            return true;
-        }
-        let Some((_, domain)) = email.rsplit_once('@') else {
-            return false;
-        };
-        self.webex.allowed_domains.iter().any(|d| d == domain)
     }
 
     async fn find(
@@ -291,6 +360,14 @@ impl Bot {
                 }
                 return reply.text(text).await;
             }
+            Err(FindError::NotAllowed(domains)) => {
+                return reply
+                    .text(format!(
+                        "Sorry, whereis is only available to people at {}.",
+                        domains.join(", ")
+                    ))
+                    .await
+            }
             Err(err) => return reply.text(format!("{err}.")).await,
         };
         // The acknowledgement goes out before the maps are drawn.
@@ -298,6 +375,13 @@ impl Bot {
             .text(format!("Looking for {}…", report.person.username))
             .await?;
         let who = &report.person.username;
+        if let Some(error) = &report.directory_error {
+            reply
+                .text(format!(
+                    "(The directory is unavailable right now, so I looked {who} up as a username: {error}.)"
+                ))
+                .await?;
+        }
         if report.devices.is_empty() {
             let mut text = format!(
                 "I could not find {who} on the wireless network: not connected right now, out of the office, or a different username."
@@ -343,28 +427,7 @@ impl Bot {
                 .text(format!("Note: {}", failed_sources(&report.errors)))
                 .await?;
         }
-        if self.finder.privacy().config().notify_target {
-            self.notify_target(&report.person, requester).await;
-        }
         Ok(())
-    }
-
-    /// Tells the located person who looked for them (when configured and their email is known).
-    async fn notify_target(&self, person: &crate::lookup::Person, requester: &Requester) {
-        let Some(email) = &person.email else {
-            return;
-        };
-        let message = NewMessage {
-            to_person_email: Some(email.clone()),
-            text: Some(format!(
-                "{} located you with whereis just now. Send \"who looked for me\" to see your lookups, or \"optout\" to stop them.",
-                requester.id
-            )),
-            ..NewMessage::default()
-        };
-        if let Err(err) = self.client.post_message(&message).await {
-            tracing::warn!(error = %err, "could not notify the located person");
-        }
     }
 }
 
@@ -419,6 +482,20 @@ impl Reply<'_> {
             .post_message_with_file(&message, &file)
             .await
             .map(|_| ())
+    }
+}
+
+/// How old a message is, from its `created` time; `None` when unknown or in the future.
+fn message_age(created: Option<&str>) -> Option<Duration> {
+    let created = chrono::DateTime::parse_from_rfc3339(created?).ok()?;
+    let age = chrono::Utc::now().signed_duration_since(created);
+    age.to_std().ok()
+}
+
+fn self_service_failure(err: &SelfServiceError) -> String {
+    match err {
+        SelfServiceError::Identity(err) => format!("Sorry, {err}."),
+        SelfServiceError::Store(err) => unavailable("that could not be done", err),
     }
 }
 

@@ -20,6 +20,8 @@ use serde::Deserialize;
 use whereis_location::Secret;
 use whereis_webex::WebexClient;
 
+/// Looked up by [`Directory::check`]: a search that runs for real and finds nobody.
+const PROBE_EMAIL: &str = "whereis-probe@example.invalid";
 /// Longest query accepted, in bytes.
 const MAX_QUERY_BYTES: usize = 256;
 /// LDAP operation timeout when `timeout_ms` is not set.
@@ -407,12 +409,13 @@ impl Directory {
         }
     }
 
-    /// Checks the directory can answer: LDAP connects and binds; the others are ready once open.
+    /// Checks the directory can answer: LDAP connects, binds and runs one search; the Webex People
+    /// API answers one search; a file is ready once read.
     pub async fn check(&self) -> Result<(), DirectoryError> {
-        match &self.backend {
-            Backend::Ldap(d) => d.check().await,
-            _ => Ok(()),
+        if let Backend::Ldap(d) = &self.backend {
+            d.check().await?;
         }
+        self.by_email(PROBE_EMAIL).await.map(drop)
     }
 
     /// `file`, `ldap` or `webex`.

@@ -137,6 +137,7 @@ async fn start_instance(config_path: &std::path::Path) -> (String, Arc<Finder>) 
     let bot = Bot::connect(
         config.webex.clone().unwrap(),
         config.privacy.clone(),
+        &config.network,
         Arc::clone(&finder),
     )
     .await
