@@ -616,7 +616,12 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     });
     // Operators and scripts read this line (with `listen = "…:0"` it is the only way to learn the port).
     println!("whereis listening on http://{address}");
-    server::serve(listener, server::router(finder, bot), shutdown_signal()).await?;
+    server::serve(
+        listener,
+        server::router_with_timeout(finder, bot, config.server.request_timeout),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -156,6 +156,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Public base URL (webhook registration, links).
     pub public_url: Option<String>,
+    /// Longest time any HTTP request is worked on (503 after it).
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +204,7 @@ struct RawMaps {
 struct RawServer {
     listen: Option<Spanned<String>>,
     public_url: Option<Spanned<String>>,
+    request_timeout_ms: Option<Spanned<u64>>,
 }
 
 // The sections below are read (and so checked for unknown keys) now; the features that use them
@@ -347,9 +350,20 @@ impl Config {
             check_url(url.get_ref())
                 .map_err(|msg| at(url.span(), format!("server.public_url: {msg}")))?;
         }
+        let request_timeout = match &raw.server.request_timeout_ms {
+            Some(t) if !(100..=3_600_000).contains(t.get_ref()) => {
+                return Err(at(
+                    t.span(),
+                    "server.request_timeout_ms: must be between 100 and 3600000".to_owned(),
+                ))
+            }
+            Some(t) => Duration::from_millis(*t.get_ref()),
+            None => crate::server::REQUEST_TIMEOUT,
+        };
         let server = ServerConfig {
             listen,
             public_url: raw.server.public_url.map(Spanned::into_inner),
+            request_timeout,
         };
 
         let network = match raw.network {
@@ -1104,6 +1118,154 @@ password_env = "MSE_PASSWORD"
             .to_string();
         assert!(err.contains("only one"), "{err}");
         assert!(!err.contains("pw@"), "{err}");
+    }
+
+    /// Every secret of a fully loaded configuration, long and short, stays out of `{:?}`.
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let secrets = [
+            ("CMX", "Zq"),
+            ("MSE", "long-mse-password-4711"),
+            ("V3", "Jx"),
+            ("TOKEN", "Kv"),
+            ("HOOK", "hook-secret-value"),
+            ("STORE", "postgres://whereis:Qm@db.example.com/whereis"),
+            ("BIND", "Wz"),
+            ("PROXY", "Yq"),
+        ];
+        let env = |name: &str| {
+            secrets
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        };
+        let text = r#"
+[server]
+public_url = "https://whereis.example.com"
+[store]
+url_env = "STORE"
+[network]
+proxy = "http://proxy.example.com:3128"
+proxy_username = "svc"
+proxy_password_env = "PROXY"
+no_proxy = ["10.0.0.0/8"]
+[webex]
+token_env = "TOKEN"
+webhook_secret_env = "HOOK"
+[directory]
+kind = "ldap"
+url = "ldap://ldap.example.com"
+base_dn = "dc=example,dc=com"
+bind_dn = "cn=whereis,dc=example,dc=com"
+bind_password_env = "BIND"
+[[sources]]
+name = "cmx"
+kind = "cmx"
+url = "https://cmx.example.com"
+username = "api"
+password_env = "CMX"
+v3_username = "api3"
+v3_password_env = "V3"
+[[sources]]
+name = "mse"
+kind = "mse"
+url = "https://mse.example.com"
+username = "api"
+password_env = "MSE"
+"#;
+        let config =
+            Config::parse(text, Path::new("/etc/w.toml"), Path::new("/etc"), &env).unwrap();
+        let shown = format!("{config:?} {config:#?}");
+        for (_, secret) in secrets {
+            // The store URL is secret as a whole, and so is its password.
+            for part in [secret, secret.split([':', '@']).nth(2).unwrap_or(secret)] {
+                assert!(!shown.contains(part), "{part:?} in {shown}");
+            }
+        }
+        assert_eq!(config.sources[0].credentials.password.expose(), "Zq");
+        assert!(shown.contains("proxy.example.com"), "settings stay visible");
+    }
+
+    #[test]
+    fn network_section() {
+        let with = |section: &str| parse(&format!("{GOOD}\n[network]\n{section}\n"));
+        let config =
+            with("proxy = \"http://proxy.example.com:3128\"\nno_proxy = [\"mse.example.com\"]")
+                .unwrap();
+        assert!(matches!(
+            config.sources[0]
+                .network
+                .route(&url::Url::parse("https://cmx-north.example.com").unwrap()),
+            whereis_net::Route::Proxy { .. }
+        ));
+        assert!(matches!(
+            config.sources[1]
+                .network
+                .route(&url::Url::parse("http://mse.example.com:8080/").unwrap()),
+            whereis_net::Route::Direct { .. }
+        ));
+        for (section, expected) in [
+            ("proxy = \"http://u:pw@proxy:1\"", "proxy_password_env"),
+            ("proxy = \"ftp://proxy:1\"", "network.proxy"),
+            (
+                "proxy = \"http://p:1\"\nno_proxy = [\"10.0.0.0/99\"]",
+                "no_proxy",
+            ),
+            ("proxy_username = \"svc\"", "without network.proxy"),
+            (
+                "proxy = \"http://p:1\"\nproxy_password_env = \"UNSET\"",
+                "UNSET is not set",
+            ),
+        ] {
+            let err = with(section).unwrap_err().to_string();
+            assert!(err.contains(expected), "{section}: {err}");
+            assert!(err.starts_with("/etc/whereis.toml:"), "{err}");
+            assert!(!err.contains(":pw@"), "{err}");
+        }
+        // `[network]` without a proxy: direct, whatever the environment says.
+        let config = with("").unwrap();
+        assert_eq!(config.network.origin(), None);
+    }
+
+    #[test]
+    fn webex_modes_and_domains() {
+        let with = |server: &str, webex: &str, privacy: &str| {
+            parse(&format!(
+                "{server}\n{GOOD}\n[webex]\ntoken_env = \"MSE_PASSWORD\"\n{webex}\n[privacy]\n{privacy}\n"
+            ))
+        };
+        let webex = |c: Config| c.webex.unwrap();
+        assert_eq!(webex(with("", "", "").unwrap()).mode, WebexMode::Websocket);
+        let config = with("", "mode = \"webhook\"\nmax_backlog_minutes = 5", "").unwrap();
+        assert_eq!(config.webex.as_ref().unwrap().mode, WebexMode::Webhook);
+        assert_eq!(
+            config.webex.as_ref().unwrap().max_backlog,
+            Duration::from_secs(300)
+        );
+        let text = "[server]\npublic_url = \"https://w.example.com\"\n";
+        let config = parse(&format!(
+            "{}{}\n[webex]\ntoken_env = \"MSE_PASSWORD\"\n",
+            text,
+            GOOD.replace("[server]\n", "")
+        ))
+        .unwrap();
+        assert_eq!(config.webex.unwrap().mode, WebexMode::Webhook);
+        let err = with("", "mode = \"carrier-pigeon\"", "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webex.mode"), "{err}");
+        let config = with("", "allowed_domains = [\"@Example.com\"]", "").unwrap();
+        assert_eq!(config.privacy.allowed_domains, vec!["example.com"]);
+        let config = with("", "", "allowed_domains = [\"example.com\"]").unwrap();
+        assert_eq!(config.privacy.allowed_domains, vec!["example.com"]);
+        let err = with(
+            "",
+            "allowed_domains = [\"a.com\"]",
+            "allowed_domains = [\"b.com\"]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only one of them"), "{err}");
     }
 
     #[test]

@@ -43,8 +43,18 @@ const MAP_URL_LIFETIME: Duration = Duration::from_secs(3600);
 /// Byte budget of drawn PNGs kept for repeated requests.
 const DRAWN_MAPS_BYTES: u64 = 128 * 1024 * 1024;
 
-/// The routes; `POST /webhooks/webex` answers 404 when no bot is configured.
+/// The routes with the default request timeout; `POST /webhooks/webex` answers 404 when no bot is
+/// configured.
 pub fn router(finder: Arc<Finder>, bot: Option<Arc<Bot>>) -> Router {
+    router_with_timeout(finder, bot, REQUEST_TIMEOUT)
+}
+
+/// The routes, each request answered 503 when not done within `request_timeout`.
+pub fn router_with_timeout(
+    finder: Arc<Finder>,
+    bot: Option<Arc<Bot>>,
+    request_timeout: Duration,
+) -> Router {
     let state = AppState {
         finder,
         bot,
@@ -74,7 +84,7 @@ pub fn router(finder: Arc<Finder>, bot: Option<Arc<Bot>>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            request_timeout,
         ))
         .with_state(state)
 }
@@ -83,7 +93,7 @@ pub fn router(finder: Arc<Finder>, bot: Option<Arc<Bot>>) -> Router {
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 /// Largest body read on every other route.
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// No request is worked on longer than this (a lookup has its own, shorter deadline).
+/// By default no request is worked on longer than this (a lookup has its own, shorter deadline).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.

@@ -90,6 +90,8 @@ pub struct Bot {
     working: Arc<Semaphore>,
     /// Replies still being worked on (awaited on shutdown).
     tasks: TaskTracker,
+    /// The id of every message whose work is over (its queue slot free again).
+    finished: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Bot {
@@ -116,7 +118,20 @@ impl Bot {
             queue: Arc::new(Semaphore::new(QUEUE_CAPACITY)),
             working: Arc::new(Semaphore::new(CONCURRENT_MESSAGES)),
             tasks: TaskTracker::new(),
+            finished: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// Tells the id of each message whose work is over (answered, or failed), after its queue
+    /// slot was freed: for the demo's local chat, which shows the replies, and for tests.
+    pub fn subscribe_finished(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.finished.subscribe()
+    }
+
+    /// A work queue of `capacity` messages instead of [`QUEUE_CAPACITY`] (for tuning and tests).
+    pub fn with_queue_capacity(mut self, capacity: usize) -> Bot {
+        self.queue = Arc::new(Semaphore::new(capacity.max(1)));
+        self
     }
 
     /// The bot's own person record (`people/me`).
@@ -237,6 +252,7 @@ impl Bot {
             if let Err(err) = bot.handle(job).await {
                 tracing::warn!(message = %message_id, error = %err, "could not answer a message");
             }
+            let _ = bot.finished.send(message_id);
         });
     }
 

@@ -28,6 +28,8 @@ pub struct ChatOptions {
     pub privacy: String,
     /// Extra whole sections (`[directory]`, `[store]`, …).
     pub sections: String,
+    /// The one allowed requester domain (`None`: everyone may use whereis).
+    pub allowed_domains: Option<&'static str>,
 }
 
 impl Default for ChatOptions {
@@ -36,6 +38,7 @@ impl Default for ChatOptions {
             secret: Some(SECRET),
             privacy: String::new(),
             sections: String::new(),
+            allowed_domains: Some("example.com"),
         }
     }
 }
@@ -71,9 +74,12 @@ impl Chat {
             .unwrap();
         std::fs::write(office.dir.path().join("webex.token"), "bot-token").unwrap();
         let mut section = format!(
-            "{VARIANTS_AND_TIMEOUTS}\n\n[webex]\ntoken_file = \"webex.token\"\napi_base = {:?}\nallowed_domains = [\"example.com\"]\n",
+            "{VARIANTS_AND_TIMEOUTS}\n\n[webex]\ntoken_file = \"webex.token\"\napi_base = {:?}\n",
             webex.base_url()
         );
+        if let Some(domain) = options.allowed_domains {
+            section.push_str(&format!("allowed_domains = [{domain:?}]\n"));
+        }
         if let Some(secret) = options.secret {
             std::fs::write(office.dir.path().join("webhook.secret"), secret).unwrap();
             section.push_str("webhook_secret_file = \"webhook.secret\"\n");
