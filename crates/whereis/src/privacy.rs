@@ -2,11 +2,20 @@
 //! has an hourly limit, and every lookup — allowed or refused — is written to the audit log. Everything
 //! lives in the store, so the rules hold across restarts and across instances sharing PostgreSQL.
 //! When the store cannot be reached, lookups are refused: the rules are never skipped.
+//!
+//! The hourly limit (`rate_limit_per_hour`, say 30): a requester has an allowance of 30 lookups; every
+//! lookup request that gets past the limit uses one — whether the person turns out to be opted out,
+//! is found, is not found, or every source fails — and one comes back every 3600 / 30 = 120 s, up to
+//! 30. So 30 lookups can be made at once after an idle hour, and then one every two minutes; over
+//! any hour, at most 30 plus those that came back during it (fewer than 60). A refused request uses
+//! nothing. The allowance is checked and used in one atomic step in the store
+//! ([`Store::reserve_lookup`]) before anything else, so concurrent requests, on any number of
+//! instances, never get more, and a check costs the same however large the audit log grows.
 
 use std::fmt;
 
 use crate::config::PrivacyConfig;
-use crate::store::{AuditEntry, AuditFilter, Outcome, Store, StoreError, StoreStats};
+use crate::store::{AuditEntry, AuditFilter, Outcome, Reservation, Store, StoreError, StoreStats};
 
 /// Where a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +92,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// How long `who looked for me` looks back.
 pub const WHO_LOOKED_WINDOW_DAYS: i64 = 30;
 
@@ -122,9 +139,21 @@ impl Privacy {
             .await
     }
 
-    /// Whether `requester` may look `target` up now; a refusal is written to the audit log.
+    /// Whether `requester` may look `target` up now. Uses one lookup of the requester's hourly
+    /// allowance first (so lookups that then fail still count, and so does asking about someone
+    /// who opted out), then checks the opt-out. A refusal is written to the audit log.
     pub async fn check(&self, requester: &Requester, target: &str) -> Result<(), Refusal> {
         let target = Self::key(target);
+        let limit = self.config.rate_limit_per_hour;
+        let reservation = self
+            .store
+            .reserve_lookup(&requester.id, limit, now_ms())
+            .await
+            .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+        if reservation == Reservation::Refused {
+            self.refuse(requester, &target, Outcome::RateLimited).await;
+            return Err(Refusal::RateLimited(limit));
+        }
         let opted_out = self
             .store
             .is_opted_out(&target)
@@ -133,15 +162,6 @@ impl Privacy {
         if opted_out {
             self.refuse(requester, &target, Outcome::OptedOut).await;
             return Err(Refusal::OptedOut(target));
-        }
-        let used = self
-            .store
-            .lookups_since(&requester.id, now() - 3600)
-            .await
-            .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
-        if used >= u64::from(self.config.rate_limit_per_hour) {
-            self.refuse(requester, &target, Outcome::RateLimited).await;
-            return Err(Refusal::RateLimited(self.config.rate_limit_per_hour));
         }
         Ok(())
     }
@@ -214,12 +234,14 @@ impl Privacy {
         self.store.stats(None).await
     }
 
-    /// Deletes audit rows past the retention and old webhook ids; returns the audit rows removed.
+    /// Deletes audit rows past the retention, old webhook ids, and the rate-limit rows of
+    /// requesters whose allowance is full again; returns the audit rows removed.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let now = now();
         let retention = i64::from(self.config.audit_retention_days) * 86_400;
         let purged = self.store.purge_audit_before(now - retention).await?;
         self.store.purge_deliveries_before(now - 86_400).await?;
+        self.store.purge_rate_limits(now_ms()).await?;
         Ok(purged)
     }
 }

@@ -2,7 +2,9 @@
 //! `tests/fixtures/people.csv`, a small Webex People API double, and a real OpenLDAP `slapd` started
 //! per test in a temporary directory with `tests/fixtures/directory.ldif` (Debian packages `slapd`
 //! and `ldap-utils`, installed by `.ci/slapd.sh`; without them the LDAP server tests are skipped
-//! with a note, except under CI where they fail).
+//! with a note, except under CI where they fail: `common::services`).
+
+mod common;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -536,41 +538,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `name` on the PATH or in the usual sbin directories.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(
-            [
-                "/usr/sbin",
-                "/sbin",
-                "/usr/local/sbin",
-                "/usr/local/libexec",
-            ]
-            .map(PathBuf::from),
-        )
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The slapd and slapadd programs, or `None` (with a note) when they are not installed; under CI
-/// their absence fails the test.
-fn slapd_programs() -> Option<(PathBuf, PathBuf)> {
-    match (find_program("slapd"), find_program("slapadd")) {
-        (Some(slapd), Some(slapadd)) => Some((slapd, slapadd)),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "OpenLDAP slapd/slapadd not found: CI must install them (bash .ci/slapd.sh, i.e. \
-             apt-get install -y slapd ldap-utils)"
-        ),
-        _ => {
-            eprintln!(
-                "note: skipping the LDAP server tests: slapd is not installed (bash .ci/slapd.sh)"
-            );
-            None
-        }
-    }
-}
-
 /// Certificates for a TLS-enabled slapd: a test CA and a server certificate for 127.0.0.1.
 struct Pki {
     ca_pem: String,
@@ -617,7 +584,7 @@ struct Slapd {
 impl Slapd {
     /// Starts slapd (with TLS when `tls`), or `None` when it is not installed outside CI.
     async fn start(tls: bool) -> Option<Slapd> {
-        let (slapd, slapadd) = slapd_programs()?;
+        let common::services::SlapdPrograms { slapd, slapadd } = common::services::slapd()?;
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");

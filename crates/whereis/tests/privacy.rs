@@ -3,9 +3,15 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::chat::{text, Chat, ChatOptions, JANE};
-use common::{path_str, whereis};
-use sqlx::Connection;
+use common::services::{self, PgDatabase};
+use common::{path_str, whereis, Office};
+use whereis::lookup::{FindError, Finder};
+use whereis::privacy::{Channel, Refusal, Requester};
+use whereis::store::{AuditFilter, Outcome};
+use whereis_sim::Fault;
 
 /// The office's directory: the requester Jane Doe is jdoe; two people are called "Lee".
 const PEOPLE: &str = "username,display_name,email,aliases\n\
@@ -17,38 +23,20 @@ lroe,Lee Roe,lee.roe@example.com,\n";
 
 const ALICE: &str = "alice@example.com";
 
-/// The stores to run each scenario on: SQLite in the test's directory, and a fresh PostgreSQL
-/// database when `WHEREIS_TEST_POSTGRES_URL` is set (in CI it must be: `.ci/postgres.sh`).
-async fn stores() -> Vec<Option<String>> {
+/// The stores to run each scenario on: SQLite in the test's directory (`None`), and a fresh
+/// PostgreSQL database, dropped at the end, when there is a server (`common::services`).
+async fn stores() -> Vec<Option<PgDatabase>> {
     let mut stores = vec![None];
-    match std::env::var("WHEREIS_TEST_POSTGRES_URL") {
-        Ok(base) => stores.push(Some(fresh_postgres(&base).await)),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("WHEREIS_TEST_POSTGRES_URL is not set: run `eval \"$(bash .ci/postgres.sh | tail -1)\"`")
-        }
-        Err(_) => eprintln!("note: WHEREIS_TEST_POSTGRES_URL not set; PostgreSQL variant skipped"),
+    if let Some(db) = services::fresh_postgres().await {
+        stores.push(Some(db));
     }
     stores
 }
 
-async fn fresh_postgres(base: &str) -> String {
-    let mut connection = sqlx::PgConnection::connect(base)
-        .await
-        .expect("PostgreSQL reachable");
-    let name = format!("whereis_p_{:016x}", fastrand::u64(..));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut connection)
-        .await
-        .expect("create database");
-    let mut url = url::Url::parse(base).expect("URL");
-    url.set_path(&name);
-    url.to_string()
-}
-
-async fn chat(store: &Option<String>, privacy: &str) -> Chat {
+async fn chat(store: &Option<PgDatabase>, privacy: &str) -> Chat {
     let mut sections = "[directory]\nkind = \"file\"\npath = \"people.csv\"\n".to_owned();
-    if let Some(url) = store {
-        sections.push_str(&format!("\n[store]\nurl = {url:?}\n"));
+    if let Some(db) = store {
+        sections.push_str(&format!("\n[store]\nurl = {:?}\n", db.url));
     }
     // The directory file must exist before the configuration is loaded.
     let options = ChatOptions {
@@ -244,10 +232,11 @@ async fn an_unreachable_store_at_start_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_on_one_postgresql_answer_once_and_share_the_rate_limit() {
-    let Some(Some(url)) = stores().await.into_iter().nth(1) else {
-        return; // only meaningful with PostgreSQL (skipped above with a note outside CI)
+    let Some(db) = services::fresh_postgres().await else {
+        return; // only meaningful with PostgreSQL (skipped with a note outside CI)
     };
-    let chat = chat(&Some(url), "rate_limit_per_hour = 2").await;
+    let store = Some(db); // dropped (with the database) at the end of the test
+    let chat = chat(&store, "rate_limit_per_hour = 2").await;
     let second = chat.another_instance().await;
     let alice = chat.webex.direct_room(ALICE);
     let id = chat.webex.user_says(&alice, ALICE, "whereis cmse");
@@ -322,4 +311,144 @@ async fn the_located_person_can_be_told_who_looked() {
         "{}",
         text(notice)
     );
+}
+
+/// `instances` finders on one store (SQLite beside the configuration, or `store`), asking only
+/// mse-1 for `CORP\user` — one request per lookup — under a limit of `limit` per hour.
+async fn limited_finders(
+    office: &Office,
+    store: &Option<PgDatabase>,
+    limit: u32,
+    instances: usize,
+) -> Vec<Arc<Finder>> {
+    let mut settings = format!(
+        "username_variants = [\"CORP\\\\{{user}}\"]\ntimeout_ms = 800\ndeadline_ms = 1500\n\n\
+         [privacy]\nrate_limit_per_hour = {limit}\n"
+    );
+    if let Some(db) = store {
+        settings.push_str(&format!("\n[store]\nurl = {:?}\n", db.url));
+    }
+    let path = office.config("limited.toml", &settings, &[office.source("mse-1")]);
+    let config = whereis::config::Config::load(&path).expect("configuration");
+    let mut finders = Vec::new();
+    for _ in 0..instances {
+        finders.push(Arc::new(
+            Finder::from_config(&config).await.expect("finder starts"),
+        ));
+    }
+    finders
+}
+
+/// The outcomes in the audit log of `requester`, oldest first.
+async fn outcomes(finder: &Finder, requester: &str) -> Vec<Outcome> {
+    let mut rows = finder
+        .privacy()
+        .store()
+        .audit(&AuditFilter {
+            requester: Some(requester.to_owned()),
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit");
+    rows.reverse();
+    rows.into_iter().map(|row| row.outcome).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_lookups_run_exactly_the_limit() {
+    for store in stores().await {
+        // One instance, then two sharing the store (and so the limit).
+        for instances in [1, 2] {
+            let office = Office::start().await;
+            let finders = limited_finders(&office, &store, 10, instances).await;
+            let requester = Requester::new(&format!("r{instances}@example.com"), Channel::Api);
+            let start = Arc::new(tokio::sync::Barrier::new(50));
+            let tasks: Vec<_> = (0..50)
+                .map(|i| {
+                    let finder = Arc::clone(&finders[i % instances]);
+                    let (start, requester) = (Arc::clone(&start), requester.clone());
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        finder.find("cmse", &requester).await
+                    })
+                })
+                .collect();
+            let (mut found, mut limited) = (0, 0);
+            for task in tasks {
+                match task.await.expect("task") {
+                    Ok(report) => {
+                        assert_eq!(report.devices.len(), 1, "{report:?}");
+                        found += 1;
+                    }
+                    Err(FindError::Refused(Refusal::RateLimited(10))) => limited += 1,
+                    Err(other) => panic!("unexpected: {other}"),
+                }
+            }
+            let what = format!("{instances} instance(s), {store:?}");
+            assert_eq!((found, limited), (10, 40), "{what}");
+            // The office saw exactly the 10 lookups that ran.
+            let mse = office.sim.server("mse-1").expect("mse-1");
+            assert_eq!(mse.request_count(), 10, "{what}: {:?}", mse.requests());
+            let audited = outcomes(&finders[0], &requester.id).await;
+            let count = |outcome| audited.iter().filter(|o| **o == outcome).count();
+            assert_eq!(count(Outcome::Found), 10, "{what}");
+            assert_eq!(count(Outcome::RateLimited), 40, "{what}");
+            assert_eq!(audited.len(), 50, "{what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_lookups_and_opted_out_targets_use_the_allowance() {
+    for store in stores().await {
+        let office = Office::start().await;
+        let finder = &limited_finders(&office, &store, 2, 1).await[0];
+        let mse = office.sim.server("mse-1").expect("mse-1");
+
+        // Every source fails: the lookups ran, and they count.
+        mse.set_fault(Fault::Http500);
+        let requester = Requester::new("prober@example.com", Channel::Chat);
+        for _ in 0..2 {
+            let report = finder
+                .find("cmse", &requester)
+                .await
+                .expect("the lookup runs");
+            assert!(
+                report.devices.is_empty() && !report.errors.is_empty(),
+                "{report:?}"
+            );
+        }
+        let asked = mse.request_count();
+        assert!(asked >= 2);
+        mse.set_fault(Fault::None);
+        assert_eq!(
+            finder.find("cmse", &requester).await.unwrap_err(),
+            FindError::Refused(Refusal::RateLimited(2))
+        );
+        assert_eq!(mse.request_count(), asked, "a refused lookup asks nobody");
+        assert_eq!(
+            outcomes(finder, &requester.id).await,
+            vec![Outcome::Failed, Outcome::Failed, Outcome::RateLimited],
+            "{store:?}"
+        );
+
+        // Asking about someone who opted out counts too: probing who opted out is limited.
+        finder.privacy().opt_out("asmith").await.expect("opt out");
+        let requester = Requester::new("curious@example.com", Channel::Api);
+        for _ in 0..2 {
+            assert!(matches!(
+                finder.find("asmith", &requester).await,
+                Err(FindError::Refused(Refusal::OptedOut(_)))
+            ));
+        }
+        assert_eq!(
+            finder.find("asmith", &requester).await.unwrap_err(),
+            FindError::Refused(Refusal::RateLimited(2))
+        );
+        assert_eq!(
+            outcomes(finder, &requester.id).await,
+            vec![Outcome::OptedOut, Outcome::OptedOut, Outcome::RateLimited]
+        );
+        assert_eq!(mse.request_count(), asked);
+    }
 }

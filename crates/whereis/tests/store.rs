@@ -3,15 +3,18 @@
 //! `.ci/postgres.sh`; each PostgreSQL test gets a database of its own, so tests run in parallel).
 //!
 //! Without `WHEREIS_TEST_POSTGRES_URL` the PostgreSQL variants are skipped with a note — except
-//! under CI (`CI` set), where they fail.
+//! under CI, where they fail (`common::services`).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::services::{self, PgDatabase};
 use sqlx::Connection;
-use whereis::store::{AuditEntry, AuditFilter, Outcome, Store, StoreError};
-
-const POSTGRES_ENV: &str = "WHEREIS_TEST_POSTGRES_URL";
+use whereis::store::{
+    rate_limit_interval_ms, AuditEntry, AuditFilter, Outcome, Reservation, Store, StoreError,
+};
 
 /// A database for one test: the store opened on it, and how to open another instance on it.
 struct Db {
@@ -20,85 +23,8 @@ struct Db {
     url: Option<String>,
     /// Keeps the SQLite file's directory alive.
     _dir: Option<tempfile::TempDir>,
-    /// The PostgreSQL database to drop at the end.
+    /// The PostgreSQL database, dropped at the end.
     postgres: Option<PgDatabase>,
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn drop_now(&self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let _ = sqlx::raw_sql(&sql).execute(&mut conn).await;
-            let _ = conn.close().await;
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    /// Best effort, also when the test failed: on a thread of its own, with a runtime of its own.
-    fn drop(&mut self) {
-        let db = PgDatabase {
-            admin_url: std::mem::take(&mut self.admin_url),
-            name: std::mem::take(&mut self.name),
-        };
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(db.drop_now());
-            }
-            std::mem::forget(db);
-        })
-        .join();
-    }
-}
-
-fn unique_suffix() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The PostgreSQL server to test against; `None` (after a note) when there is none outside CI.
-fn postgres_url() -> Option<String> {
-    match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if ci() => panic!(
-            "{POSTGRES_ENV} is not set, and CI must run the PostgreSQL tests: \
-             run `eval \"$(bash .ci/postgres.sh | tail -1)\"` first"
-        ),
-        _ => {
-            // Once, and past the test harness's capture of `eprintln!`, so that it is seen.
-            static NOTED: std::sync::Once = std::sync::Once::new();
-            NOTED.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: {POSTGRES_ENV} is not set: skipping the PostgreSQL variant of the \
-                     store tests (set it up with `eval \"$(bash .ci/postgres.sh | tail -1)\"`)"
-                );
-            });
-            None
-        }
-    }
 }
 
 impl Db {
@@ -128,29 +54,11 @@ impl Db {
 
     /// A fresh database on the test server.
     async fn postgres() -> Option<Db> {
-        let admin_url = postgres_url()?;
-        let name = format!("whereis_t_{}", unique_suffix());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}: {e}"));
-        sqlx::raw_sql(&format!(
-            "CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let _ = conn.close().await;
-        let postgres = PgDatabase {
-            admin_url: admin_url.clone(),
-            name: name.clone(),
-        };
-        let mut url = url::Url::parse(&admin_url).expect("a URL");
-        url.set_path(&format!("/{name}"));
-        let url = url.to_string();
-        let store = Store::open(&url).await.expect("open PostgreSQL");
+        let postgres = services::fresh_postgres().await?;
+        let store = Store::open(&postgres.url).await.expect("open PostgreSQL");
         Some(Db {
             store,
-            url: Some(url),
+            url: Some(postgres.url.clone()),
             _dir: None,
             postgres: Some(postgres),
         })
@@ -219,8 +127,12 @@ suite!(
     opt_out_and_back_in,
     audit_round_trip_filters_and_order,
     audit_limit,
-    lookups_since_counts_only_lookups_of_the_requester,
-    lookups_since_across_two_instances,
+    audit_across_two_instances,
+    reservations_burst_then_refill,
+    concurrent_reservations_grant_exactly_the_limit,
+    reservations_read_one_row_however_large_the_audit_log,
+    positions_only_move_forward,
+    one_leader_per_name,
     purges,
     stats,
     stats_survive_the_audit_purge,
@@ -465,34 +377,7 @@ async fn audit_limit(db: &Db) {
     assert_eq!(default.last().map(|e| e.at), Some(5));
 }
 
-async fn lookups_since_counts_only_lookups_of_the_requester(db: &Db) {
-    let store = &db.store;
-    let alice = "alice@example.com";
-    for (at, requester, outcome) in [
-        (100, alice, Outcome::Found),
-        (200, alice, Outcome::NotFound),
-        (300, alice, Outcome::Found),
-        (300, alice, Outcome::OptedOut),
-        (310, alice, Outcome::RateLimited),
-        (320, alice, Outcome::NotAllowed),
-        (330, alice, Outcome::Failed),
-        (300, "bob@example.com", Outcome::Found),
-        (400, alice, Outcome::NotFound),
-    ] {
-        store
-            .record(&entry(at, requester, "jdoe", outcome))
-            .await
-            .unwrap();
-    }
-    assert_eq!(store.lookups_since(alice, 0).await.unwrap(), 4);
-    assert_eq!(store.lookups_since(alice, 200).await.unwrap(), 3);
-    assert_eq!(store.lookups_since(alice, 301).await.unwrap(), 1);
-    assert_eq!(store.lookups_since(alice, 401).await.unwrap(), 0);
-    assert_eq!(store.lookups_since("bob@example.com", 0).await.unwrap(), 1);
-    assert_eq!(store.lookups_since("nobody", 0).await.unwrap(), 0);
-}
-
-async fn lookups_since_across_two_instances(db: &Db) {
+async fn audit_across_two_instances(db: &Db) {
     let a = db.store.clone();
     let b = db.another().await;
     let alice = "alice@example.com";
@@ -509,13 +394,307 @@ async fn lookups_since_across_two_instances(db: &Db) {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    // The rate limit each instance sees counts the lookups served by both.
-    assert_eq!(a.lookups_since(alice, 10_000).await.unwrap(), 40);
-    assert_eq!(b.lookups_since(alice, 10_000).await.unwrap(), 40);
-    assert_eq!(b.lookups_since(alice, 10_010).await.unwrap(), 20);
+    // Each instance sees the lookups served by both.
+    let since = |since: i64| AuditFilter {
+        requester: Some(alice.to_owned()),
+        since: Some(since),
+        ..AuditFilter::default()
+    };
+    assert_eq!(a.audit(&since(10_000)).await.unwrap().len(), 40);
+    assert_eq!(b.audit(&since(10_000)).await.unwrap().len(), 40);
+    assert_eq!(b.audit(&since(10_010)).await.unwrap().len(), 20);
     let stats = a.stats(None).await.unwrap();
     assert_eq!((stats.lookups, stats.found), (40, 40));
     assert_eq!(stats.by_source.get("cmx-north"), Some(&40));
+}
+
+/// A moment (Unix milliseconds) the rate-limit tests start at.
+const T0: i64 = 1_700_000_000_000;
+const HOUR_MS: i64 = 3_600_000;
+
+fn granted(remaining: u32) -> Reservation {
+    Reservation::Granted { remaining }
+}
+
+async fn reservations_burst_then_refill(db: &Db) {
+    let store = &db.store;
+    let (alice, bob) = ("alice@example.com", "bob@example.com");
+    // "3 per hour": 3 at once, then one every 20 minutes.
+    let interval = rate_limit_interval_ms(3);
+    assert_eq!(interval, 1_200_000);
+    assert_eq!(rate_limit_interval_ms(7), 514_286, "rounded up");
+    for remaining in [2, 1, 0] {
+        assert_eq!(
+            store.reserve_lookup(alice, 3, T0).await.unwrap(),
+            granted(remaining)
+        );
+    }
+    assert_eq!(
+        store.reserve_lookup(alice, 3, T0).await.unwrap(),
+        Reservation::Refused
+    );
+    assert_eq!(
+        store
+            .reserve_lookup(alice, 3, T0 + interval - 1)
+            .await
+            .unwrap(),
+        Reservation::Refused,
+        "nothing comes back before the interval"
+    );
+    // Another requester has an allowance of their own.
+    assert_eq!(store.reserve_lookup(bob, 3, T0).await.unwrap(), granted(2));
+    // One lookup comes back per interval; refusals used nothing.
+    assert_eq!(
+        store.reserve_lookup(alice, 3, T0 + interval).await.unwrap(),
+        granted(0)
+    );
+    assert_eq!(
+        store.reserve_lookup(alice, 3, T0 + interval).await.unwrap(),
+        Reservation::Refused
+    );
+    assert_eq!(
+        store
+            .reserve_lookup(alice, 3, T0 + 3 * interval)
+            .await
+            .unwrap(),
+        granted(1),
+        "two came back"
+    );
+    // Idle for long: the full allowance, and no more.
+    let later = T0 + 10 * HOUR_MS;
+    assert_eq!(
+        store.reserve_lookup(alice, 3, later).await.unwrap(),
+        granted(2)
+    );
+    // A lower limit applies at once: with 1 per hour, the lookup just made used it up.
+    assert_eq!(
+        store.reserve_lookup(alice, 1, later + 1).await.unwrap(),
+        Reservation::Refused
+    );
+    // A limit of 0 refuses everything.
+    assert_eq!(
+        store
+            .reserve_lookup("carol@example.com", 0, T0)
+            .await
+            .unwrap(),
+        Reservation::Refused
+    );
+    // Purging forgets those whose allowance is full again (bob), and keeps the others (alice).
+    assert_eq!(store.purge_rate_limits(later).await.unwrap(), 1);
+    assert_eq!(store.purge_rate_limits(later).await.unwrap(), 0);
+    assert_eq!(
+        store.reserve_lookup(bob, 3, later).await.unwrap(),
+        granted(2)
+    );
+    assert_eq!(
+        store.reserve_lookup(alice, 3, later).await.unwrap(),
+        granted(1),
+        "alice's earlier lookup survived the purge"
+    );
+}
+
+async fn concurrent_reservations_grant_exactly_the_limit(db: &Db) {
+    let a = db.store.clone();
+    let b = db.another().await;
+    // On one instance, then split across two (in-memory SQLite: two clones of the one store).
+    for (requester, stores) in [
+        ("alice@example.com", vec![a.clone()]),
+        ("bob@example.com", vec![a.clone(), b.clone()]),
+    ] {
+        let start = Arc::new(tokio::sync::Barrier::new(50));
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let store = stores[i % stores.len()].clone();
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store.reserve_lookup(requester, 10, T0).await
+                })
+            })
+            .collect();
+        let mut remaining = Vec::new();
+        for task in tasks {
+            match task.await.unwrap().expect("reservation") {
+                Reservation::Granted { remaining: left } => remaining.push(left),
+                Reservation::Refused => {}
+            }
+        }
+        remaining.sort_unstable();
+        assert_eq!(
+            remaining,
+            (0..10).collect::<Vec<u32>>(),
+            "{requester} on {} instance(s): exactly 10 granted, one after the other",
+            stores.len()
+        );
+    }
+}
+
+/// Runs `sql` on the database at `url` over a connection of its own.
+async fn raw_sql(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        conn.close().await.expect("close");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        conn.close().await.expect("close");
+    }
+}
+
+async fn reservations_read_one_row_however_large_the_audit_log(db: &Db) {
+    // In-memory SQLite cannot be reached from a second connection; the others cover the SQL.
+    let Some(url) = &db.url else { return };
+    let store = &db.store;
+    let alice = "alice@example.com";
+    let now_s = T0 / 1000;
+    // 100,000 lookups by alice in the audit log, all within the last hour.
+    raw_sql(
+        url,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+             INSERT INTO audit (at, requester, target, channel, outcome) \
+             SELECT {now_s} - (i % 3600), '{alice}', 'jdoe', 'chat', 'found' FROM n"
+        ),
+    )
+    .await;
+    let listed = store
+        .audit(&AuditFilter {
+            requester: Some(alice.to_owned()),
+            limit: 200_000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 100_000);
+    // They do not count: the allowance alone decides.
+    for remaining in (0..10).rev() {
+        assert_eq!(
+            store.reserve_lookup(alice, 10, T0).await.unwrap(),
+            granted(remaining)
+        );
+    }
+    assert_eq!(
+        store.reserve_lookup(alice, 10, T0).await.unwrap(),
+        Reservation::Refused
+    );
+    // And they are not read at all: with the audit table gone, reservations still work.
+    raw_sql(url, "ALTER TABLE audit RENAME TO audit_aside").await;
+    let interval = rate_limit_interval_ms(10);
+    assert_eq!(
+        store
+            .reserve_lookup(alice, 10, T0 + interval)
+            .await
+            .expect("a reservation does not need the audit log"),
+        granted(0)
+    );
+    assert_eq!(
+        store
+            .reserve_lookup(alice, 10, T0 + interval)
+            .await
+            .unwrap(),
+        Reservation::Refused
+    );
+    raw_sql(url, "ALTER TABLE audit_aside RENAME TO audit").await;
+    // One row per requester, whatever the history.
+    let stats = store
+        .stats(Some(now_s - 3600))
+        .await
+        .expect("the audit log is back");
+    assert_eq!(stats.found, 100_000);
+    let count_sql = "SELECT COUNT(*) FROM rate_limits";
+    let count: i64 = if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(count_sql)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(count_sql)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count, 1);
+}
+
+async fn positions_only_move_forward(db: &Db) {
+    let store = &db.store;
+    assert_eq!(store.position("webex").await.unwrap(), None);
+    store.advance_position("webex", 1_000).await.unwrap();
+    assert_eq!(store.position("webex").await.unwrap(), Some(1_000));
+    store.advance_position("webex", 999).await.unwrap();
+    store.advance_position("webex", 1_000).await.unwrap();
+    assert_eq!(
+        store.position("webex").await.unwrap(),
+        Some(1_000),
+        "never backwards"
+    );
+    store.advance_position("webex", 1_001).await.unwrap();
+    assert_eq!(store.position("webex").await.unwrap(), Some(1_001));
+    // Positions are independent, and any i64 will do.
+    assert_eq!(store.position("spaces:hq").await.unwrap(), None);
+    store.advance_position("spaces:hq", -5).await.unwrap();
+    assert_eq!(store.position("spaces:hq").await.unwrap(), Some(-5));
+    assert_eq!(store.position("webex").await.unwrap(), Some(1_001));
+
+    // Two instances advancing at once, in any order: the furthest wins.
+    let a = db.store.clone();
+    let b = db.another().await;
+    let mut values: Vec<i64> = (2_000..2_100).collect();
+    fastrand::shuffle(&mut values);
+    let start = Arc::new(tokio::sync::Barrier::new(values.len()));
+    let tasks: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                store.advance_position("webex", value).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("advance");
+    }
+    assert_eq!(a.position("webex").await.unwrap(), Some(2_099));
+    assert_eq!(b.position("webex").await.unwrap(), Some(2_099));
+}
+
+async fn one_leader_per_name(db: &Db) {
+    let store = &db.store;
+    let mut first = store
+        .try_lead("webex")
+        .await
+        .unwrap()
+        .expect("nobody leads yet");
+    assert_eq!(first.name(), "webex");
+    assert!(first.still_held().await);
+    assert!(
+        store.try_lead("webex").await.unwrap().is_none(),
+        "a second task cannot lead the same name"
+    );
+    let mut other = store
+        .try_lead("spaces:hq")
+        .await
+        .unwrap()
+        .expect("another name is free");
+    assert!(other.still_held().await);
+    first.release().await;
+    // Free again at once; `lead` returns without waiting.
+    let mut again = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.lead("webex", Duration::from_secs(3600)),
+    )
+    .await
+    .expect("free after the release");
+    assert!(again.still_held().await);
+    assert!(store.try_lead("webex").await.unwrap().is_none());
+    assert!(format!("{again:?}").contains("webex"));
+    drop(other);
 }
 
 async fn purges(db: &Db) {
@@ -543,10 +722,6 @@ async fn purges(db: &Db) {
     assert_eq!(
         left.iter().map(|e| e.at).collect::<Vec<_>>(),
         vec![400, 300]
-    );
-    assert_eq!(
-        store.lookups_since("alice@example.com", 0).await.unwrap(),
-        2
     );
 }
 
@@ -754,9 +929,16 @@ async fn store_lost_mid_run(db: &Db) {
         ("record", store.record(&e).await.err()),
         ("audit", store.audit(&AuditFilter::default()).await.err()),
         (
-            "lookups_since",
-            store.lookups_since("alice@example.com", 0).await.err(),
+            "reserve_lookup",
+            store.reserve_lookup("alice@example.com", 10, 2).await.err(),
         ),
+        ("purge_rate_limits", store.purge_rate_limits(2).await.err()),
+        ("position", store.position("webex").await.err()),
+        (
+            "advance_position",
+            store.advance_position("webex", 2).await.err(),
+        ),
+        ("try_lead", store.try_lead("webex").await.err()),
         (
             "purge_audit_before",
             store.purge_audit_before(2).await.err(),
@@ -888,7 +1070,7 @@ async fn sqlite_memory_stores_are_separate() {
 
 #[tokio::test]
 async fn postgres_wrong_password_is_unavailable_without_the_password() {
-    let Some(admin_url) = postgres_url() else {
+    let Some(admin_url) = services::postgres_url() else {
         return;
     };
     let mut url = url::Url::parse(&admin_url).unwrap();
@@ -901,4 +1083,81 @@ async fn postgres_wrong_password_is_unavailable_without_the_password() {
         "{message}"
     );
     assert!(!message.contains("Wr0ng-passw0rd"), "{message}");
+}
+
+// ---- leadership across instances: PostgreSQL only (SQLite serves one instance) ----
+
+/// Ends the session holding the advisory lock on `db`'s database, as if its instance died.
+async fn kill_the_leader_session(db: &Db) {
+    let url = db.url.as_deref().expect("a PostgreSQL URL");
+    let mut admin = sqlx::PgConnection::connect(url).await.expect("connect");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+         JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate the leader's session");
+    assert_eq!(killed, vec![true], "exactly one session held the lock");
+    admin.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_standby_takes_over_when_the_leader_session_dies() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let (a, b) = (db.store.clone(), db.another().await);
+    let mut leader = a.try_lead("webex").await.unwrap().expect("a leads");
+    assert!(
+        b.try_lead("webex").await.unwrap().is_none(),
+        "the other instance cannot lead while a does"
+    );
+    b.try_lead("spaces:hq")
+        .await
+        .unwrap()
+        .expect("another name is free on the other instance")
+        .release()
+        .await;
+
+    // A standby polls; it does not get the lead while the leader lives.
+    let poll = Duration::from_millis(100);
+    let standby = b.clone();
+    let mut waiting = tokio::spawn(async move { standby.lead("webex", poll).await });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), &mut waiting)
+            .await
+            .is_err(),
+        "the standby must not lead while the leader's session lives"
+    );
+    assert!(leader.still_held().await);
+
+    // The leader's session dies: the standby leads on its next poll, the old leader knows it lost.
+    let died = Instant::now();
+    kill_the_leader_session(&db).await;
+    let mut new_leader = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the standby takes over")
+        .expect("task");
+    assert!(died.elapsed() < Duration::from_secs(10));
+    assert!(new_leader.still_held().await);
+    assert!(!leader.still_held().await, "the old leader lost the lock");
+    assert!(!leader.still_held().await, "and stays lost");
+    assert!(a.try_lead("webex").await.unwrap().is_none());
+
+    // Released: the other instance can lead at once.
+    new_leader.release().await;
+    let dropped = a
+        .try_lead("webex")
+        .await
+        .unwrap()
+        .expect("free after release");
+    // Dropped (the connection closes): the other instance leads on a following poll.
+    drop(dropped);
+    let mut last = tokio::time::timeout(Duration::from_secs(10), b.lead("webex", poll))
+        .await
+        .expect("free after the leader's connection closed");
+    assert!(last.still_held().await);
+    drop(leader);
 }

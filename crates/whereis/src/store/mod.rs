@@ -7,19 +7,30 @@
 //! - `opt_outs`: the people who asked not to be located; they must stay opted out across restarts
 //!   and on every instance.
 //! - `audit`: every lookup, allowed or refused (when, requester, target, channel, outcome, sources
-//!   asked, sources that found something): `who looked for me`, the `audit` command, and the hourly
-//!   rate limit, which holds across instances because it is counted here ([`Store::lookups_since`]).
-//!   Rows older than the retention are purged.
+//!   asked, sources that found something): `who looked for me`, the `audit` command, and `stats`
+//!   over a window. Rows older than the retention are purged.
 //! - `counters`: running totals per outcome and per source for `stats`; they survive the audit purge.
 //! - `choices`: the numbered candidates offered to a requester after an ambiguous full name, so that
 //!   the answer "2" works whichever instance receives it.
+//! - `rate_limits`: the hourly lookup limit, one row per requester (a GCRA "theoretical arrival
+//!   time" in milliseconds), checked and used in one conditional upsert
+//!   ([`Store::reserve_lookup`]): it holds across instances and under concurrency, and costs one row
+//!   however long the audit log. Rows of requesters whose allowance is full again are purged.
+//! - `positions`: named positions in event streams that only move forward ([`Store::position`],
+//!   [`Store::advance_position`]), e.g. the creation time of the last Webex message handled, for
+//!   catching up after a restart.
 //!
-//! The SQL is written once, with `$1…` placeholders, and runs on both backends; each backend has its
-//! own migrations (`migrations/sqlite`, `migrations/postgres`), run by [`Store::open`]. Every call
-//! is async (sqlx); nothing blocks the async threads. Error messages never contain the password of
-//! the store URL.
+//! Not a table: leadership ([`Store::try_lead`], [`Store::lead`], [`Leadership`]) — which instance
+//! runs a singleton task such as the Webex websocket — is a PostgreSQL session-level advisory lock on
+//! a connection of its own; with SQLite the one instance leads.
+//!
+//! The SQL is written once, with `$1…` placeholders, and runs on both backends (hence `CASE` where
+//! one would write `GREATEST`); each backend has its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`, kept in step), run by [`Store::open`]. Every call is async (sqlx); nothing
+//! blocks the async threads. Error messages never contain the password of the store URL.
 
 mod address;
+mod leader;
 mod types;
 
 use std::collections::BTreeSet;
@@ -36,7 +47,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row};
 
 use address::Scheme;
-pub use types::{AuditEntry, AuditFilter, Outcome, StoreStats};
+pub use leader::Leadership;
+pub use types::{AuditEntry, AuditFilter, Outcome, Reservation, StoreStats};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -51,6 +63,14 @@ const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The audit rows listed when the filter sets no limit.
 const DEFAULT_AUDIT_LIMIT: u32 = 1000;
+
+/// How often (in milliseconds) one lookup comes back to a requester under a limit of
+/// `limit_per_hour`: 3,600,000 / limit, rounded up (so a steady pace never exceeds the limit);
+/// at least 1.
+pub fn rate_limit_interval_ms(limit_per_hour: u32) -> i64 {
+    let limit = i64::from(limit_per_hour.max(1));
+    (3_600_000 + limit - 1) / limit
+}
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +94,8 @@ pub struct Store {
     label: Arc<str>,
     /// Secrets of the URL, scrubbed from every message.
     secrets: Arc<[String]>,
+    /// SQLite: the singleton tasks led by this store's clones.
+    leaders: leader::LocalLeaders,
 }
 
 #[derive(Clone)]
@@ -214,6 +236,7 @@ impl Store {
             backend,
             label,
             secrets,
+            leaders: leader::LocalLeaders::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -419,18 +442,6 @@ impl Store {
             .collect()
     }
 
-    /// Lookups (outcome found / not found) by `requester` since `since`: the rate limit, consistent
-    /// across instances sharing PostgreSQL.
-    pub async fn lookups_since(&self, requester: &str, since: i64) -> Result<u64, StoreError> {
-        self.count(
-            "SELECT COUNT(*) FROM audit WHERE requester = $1 AND at >= $2 \
-             AND outcome IN ('found', 'not found')",
-            &[Arg::Text(requester.to_owned()), Arg::Int(since)],
-            "counting lookups",
-        )
-        .await
-    }
-
     /// Deletes audit rows older than `before`; returns how many. The `stats` totals are kept.
     pub async fn purge_audit_before(&self, before: i64) -> Result<u64, StoreError> {
         let sql = "DELETE FROM audit WHERE at < $1";
@@ -503,6 +514,96 @@ impl Store {
         Ok(stats)
     }
 
+    /// Reserves one lookup for `requester` under a limit of `limit_per_hour`, at `now_ms` (Unix
+    /// milliseconds): granted and counted, or refused and nothing changed — in one statement, so
+    /// concurrent callers (on every instance sharing the database) can never overspend.
+    ///
+    /// The limit is a GCRA over one row per requester: a full allowance holds `limit_per_hour`
+    /// lookups, each granted lookup uses one, and one comes back every
+    /// [`rate_limit_interval_ms`]`(limit_per_hour)` (3,600,000 / limit, rounded up) up to the full
+    /// allowance. An idle requester can thus run `limit_per_hour` lookups at once, and then one per
+    /// interval; at a steady pace that is `limit_per_hour` an hour. A refused request does not use
+    /// any. A limit of 0 refuses everything without touching the database.
+    pub async fn reserve_lookup(
+        &self,
+        requester: &str,
+        limit_per_hour: u32,
+        now_ms: i64,
+    ) -> Result<Reservation, StoreError> {
+        if limit_per_hour == 0 {
+            return Ok(Reservation::Refused);
+        }
+        let interval = rate_limit_interval_ms(limit_per_hour);
+        let window = interval.saturating_mul(i64::from(limit_per_hour));
+        // `tat` is when the allowance is full again. Granted when, after adding one interval to
+        // the later of `tat` and now, it is at most a full window ahead of now. No row (or one in
+        // the past) is a full allowance. The `WHERE` refuses by not updating, so no row comes back.
+        let sql = "INSERT INTO rate_limits (requester, tat) VALUES ($1, $2 + $3) \
+                   ON CONFLICT (requester) DO UPDATE \
+                   SET tat = CASE WHEN rate_limits.tat > $2 THEN rate_limits.tat ELSE $2 END + $3 \
+                   WHERE CASE WHEN rate_limits.tat > $2 THEN rate_limits.tat ELSE $2 END + $3 \
+                         <= $2 + $4 \
+                   RETURNING tat";
+        let tat: Result<Option<i64>, sqlx::Error> = with_pool!(self, pool => {
+            match sqlx::query(sql)
+                .bind(requester)
+                .bind(now_ms)
+                .bind(interval)
+                .bind(window)
+                .fetch_optional(pool)
+                .await
+            {
+                Ok(Some(row)) => row.try_get(0).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        Ok(
+            match tat.map_err(|e| self.error("reserving a lookup", e))? {
+                Some(tat) => {
+                    let left = now_ms.saturating_add(window).saturating_sub(tat) / interval;
+                    Reservation::Granted {
+                        remaining: u32::try_from(left.max(0)).unwrap_or(u32::MAX),
+                    }
+                }
+                None => Reservation::Refused,
+            },
+        )
+    }
+
+    /// Forgets the rate-limit rows of requesters whose allowance is full again at `now_ms`
+    /// (such a row means the same as no row); returns how many.
+    pub async fn purge_rate_limits(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM rate_limits WHERE tat <= $1";
+        self.execute(sql, &[Arg::Int(now_ms)], "purging rate limits")
+            .await
+    }
+
+    /// The stored position of the stream `name`, if any.
+    pub async fn position(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let sql = "SELECT value FROM positions WHERE name = $1";
+        let value: Result<Option<i64>, sqlx::Error> = with_pool!(self, pool => {
+            match sqlx::query(sql).bind(name).fetch_optional(pool).await {
+                Ok(Some(row)) => row.try_get(0).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        value.map_err(|e| self.error("reading a stream position", e))
+    }
+
+    /// Moves the position of the stream `name` to `value`, unless it is already there or further:
+    /// positions only move forward, also when instances advance them concurrently.
+    pub async fn advance_position(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        let sql = "INSERT INTO positions (name, value) VALUES ($1, $2) \
+                   ON CONFLICT (name) DO UPDATE SET value = excluded.value \
+                   WHERE positions.value < excluded.value";
+        let args = [Arg::Text(name.to_owned()), Arg::Int(value)];
+        self.execute(sql, &args, "advancing a stream position")
+            .await
+            .map(drop)
+    }
+
     /// Remembers the candidates offered to `requester` after an ambiguous full name (replacing any
     /// earlier list; an empty list forgets it).
     pub async fn save_choices(
@@ -569,6 +670,46 @@ impl Store {
             return Ok(None);
         };
         Ok(forget().await?.then(|| choice.clone()))
+    }
+
+    /// Leads the singleton task `name` if no other instance (or task of this one) does: on
+    /// PostgreSQL, takes a session-level advisory lock on a connection of its own (see
+    /// [`Leadership`]); on SQLite, the only instance leads unless one of its tasks already does.
+    /// `None` when someone else leads.
+    pub async fn try_lead(&self, name: &str) -> Result<Option<Leadership>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                if pool.is_closed() {
+                    return Err(self.error("taking the lead", sqlx::Error::PoolClosed));
+                }
+                Ok(Leadership::local(name, &self.leaders))
+            }
+            Backend::Postgres(pool) => Leadership::postgres(name, &pool.connect_options())
+                .await
+                .map_err(|e| self.error("taking the lead", e)),
+        }
+    }
+
+    /// Waits until this instance leads `name`, trying every `poll` (a standby takes over within
+    /// `poll` of the leader's session ending). Store errors are logged and retried; to give up,
+    /// drop the future.
+    pub async fn lead(&self, name: &str, poll: Duration) -> Leadership {
+        let mut failing = false;
+        loop {
+            match self.try_lead(name).await {
+                Ok(Some(leadership)) => {
+                    tracing::info!(name, "leading");
+                    return leadership;
+                }
+                Ok(None) => failing = false,
+                Err(err) if !failing => {
+                    tracing::warn!(name, error = %err, "cannot compete for the lead; retrying");
+                    failing = true;
+                }
+                Err(err) => tracing::debug!(name, error = %err, "cannot compete for the lead"),
+            }
+            tokio::time::sleep(poll).await;
+        }
     }
 
     /// Runs a statement; returns the number of rows it changed.

@@ -92,6 +92,25 @@ impl std::str::FromStr for Outcome {
     }
 }
 
+/// What [`Store::reserve_lookup`](super::Store::reserve_lookup) decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The lookup may run; it has been counted.
+    Granted {
+        /// Lookups the requester could still run at once after this one.
+        remaining: u32,
+    },
+    /// The allowance is used up; nothing was counted.
+    Refused,
+}
+
+impl Reservation {
+    /// Whether the lookup may run.
+    pub fn is_granted(self) -> bool {
+        matches!(self, Reservation::Granted { .. })
+    }
+}
+
 /// Which audit rows to list; every condition that is set must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chat;
+pub mod services;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
