@@ -120,6 +120,7 @@ mod data;
 mod floorplan;
 mod maps;
 mod mse;
+pub mod proxy;
 mod scenario;
 mod server;
 pub mod webex;
