@@ -373,6 +373,15 @@ async fn targets_off_loopback_are_refused() {
     assert_eq!(statuses[1].0, "example.com:443");
     assert_eq!(statuses[3].0, "http://example.com/");
 
+    // a loopback port nobody listens on: 502
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let mut stream = connect_to(&proxy).await;
+    let answer = send_connect(&mut stream, &closed.to_string(), "").await;
+    assert_eq!(answer.status(), 502);
+
     // a request that is not a proxy request
     let mut stream = connect_to(&proxy).await;
     stream

@@ -262,12 +262,37 @@ async fn registration_answers_429_with_retry_after_when_told() {
     assert_eq!(wx.registration_count(), 0);
     register(&wx, "whereis-bot").await;
     assert_eq!(wx.device_count(), 1);
+    // nothing connected: a wait for authorisation gives up after its timeout
+    assert!(!wx.wait_for_authorised(Duration::from_millis(50)).await);
+}
+
+#[tokio::test]
+async fn registrations_are_capped() {
+    let wx = double().await;
+    for n in 1..=whereis_sim::webex::MAX_DEVICES {
+        register(&wx, &format!("client-{n}")).await;
+    }
+    let resp = post_device(&wx, "one-too-many").await;
+    assert_eq!(resp.status(), 400);
+    let body = json_of(resp).await;
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("excessive device registrations")));
+    assert_eq!(wx.device_count(), whereis_sim::webex::MAX_DEVICES);
 }
 
 #[tokio::test]
 async fn websocket_pushes_user_and_bot_messages_and_records_acks() {
     let wx = double().await;
     let (device, mut ws) = connected(&wx, "whereis-bot").await;
+    // the client's keep-alive pings are answered
+    ws.send(Message::Ping("keep-alive".into()))
+        .await
+        .expect("ping sent");
+    match next_frame(&mut ws).await {
+        Some(Ok(Message::Pong(payload))) => assert_eq!(&payload[..], b"keep-alive"),
+        other => panic!("expected a Pong, got {other:?}"),
+    }
     let stats = wx.websocket_stats();
     assert_eq!(stats.connections_accepted, 1);
     assert_eq!(stats.authorised_now, 1);
