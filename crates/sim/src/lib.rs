@@ -222,6 +222,9 @@ pub enum SimError {
         /// What went wrong.
         message: String,
     },
+    /// The forwarding proxy cannot run with these options (e.g. an outbound address off loopback).
+    #[error("cannot start the forwarding proxy: {0}")]
+    Proxy(String),
     /// `first_port` + the number of servers does not fit in a port number.
     #[error("port {first_port} + {count} servers is beyond 65535")]
     PortRange {

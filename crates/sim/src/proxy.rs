@@ -137,12 +137,9 @@ impl ForwardProxy {
             source,
         };
         if !options.outbound_ip.is_loopback() {
-            return Err(bind_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "the outbound address {} is not a loopback address",
-                    options.outbound_ip
-                ),
+            return Err(SimError::Proxy(format!(
+                "the outbound address {} is not a loopback address",
+                options.outbound_ip
             )));
         }
         let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
@@ -154,11 +151,7 @@ impl ForwardProxy {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(FORWARD_TIMEOUT)
             .build()
-            .map_err(|err| {
-                bind_err(io::Error::other(format!(
-                    "cannot build the forwarding client: {err}"
-                )))
-            })?;
+            .map_err(|err| SimError::Proxy(format!("cannot build the forwarding client: {err}")))?;
         let (stop, stopped) = watch::channel(false);
         let (count, _) = watch::channel(0);
         let shared = Arc::new(Shared {

@@ -413,12 +413,13 @@ async fn the_outbound_address_is_configurable() {
         .expect("sent");
     assert_eq!(resp.status(), 200);
     assert_eq!(wx.peers(), [IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))]);
-    assert!(ForwardProxy::start_with(ProxyOptions {
+    let refused = ForwardProxy::start_with(ProxyOptions {
         outbound_ip: Ipv4Addr::new(10, 0, 0, 1),
         ..ProxyOptions::default()
     })
     .await
-    .is_err());
+    .expect_err("an outbound address off loopback is refused");
+    assert!(refused.to_string().contains("10.0.0.1"), "{refused}");
 }
 
 #[tokio::test]
