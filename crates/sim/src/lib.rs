@@ -28,7 +28,12 @@
 //!   and floor images `.../maps/imagesource/{image}` (CMX and MSE).
 //! - `floorplan` — a generated floor-plan PNG (no dependencies) for the image endpoints.
 //! - `data` — the per-server view of the scenario and the wire timestamp format.
-//! - `webex` — [`WebexDouble`], the Webex REST API double (see below).
+//! - `webex` — [`WebexDouble`], the Webex API double (see below): `webex/mod.rs` (the double, its state and
+//!   public methods), `webex/rest.rs` (router, bearer gate, `/v1` endpoints), `webex/devices.rs` (U2C
+//!   catalog, device service), `webex/mercury.rs` (websocket, activities, conversation lookup),
+//!   `webex/multipart.rs`.
+//! - `proxy` — [`ForwardProxy`], a forwarding HTTP proxy (CONNECT and absolute-form)
+//!   for corporate-proxy tests.
 //!
 //! # Endpoints per server kind
 //! | kind | endpoints |
@@ -38,7 +43,7 @@
 //! | `mse` | single client by user (object, or array when the user has several devices), client list (paged), floor images |
 //!
 //! Every endpoint needs HTTP Basic auth with the server's username and password (else 401 with
-//! `WWW-Authenticate`). A query matches a device's `identity` exactly (case-sensitive). CMX answers 204 with
+//! `WWW-Authenticate`). [`ServerHandle::peers`] lists the peer IP of every accepted connection. A query matches a device's `identity` exactly (case-sensitive). CMX answers 204 with
 //! an empty body when nobody matches; MSE answers 404. Unknown paths answer 404.
 //!
 //! # Scenario format (TOML)
@@ -93,13 +98,49 @@
 //! port: only its bearer token is accepted (else 401); every answer has a `trackingid` header and errors
 //! have Webex's body `{"message", "errors": [{"description"}], "trackingId"}`. It serves
 //! `GET /people/me`, `GET /people?email=` / `?displayName=&max=` (case-insensitive prefix),
-//! `GET /messages/{id}`, `POST /messages` (JSON, or multipart with one `files` part; `text`/`markdown` at
-//! most 7,439 bytes) and `GET|POST /webhooks`, `GET|PUT|DELETE /webhooks/{id}`. Tests script the users
-//! ([`WebexDouble::user_says`] in a [`direct_room`](WebexDouble::direct_room) or a
-//! [`group_room`](WebexDouble::group_room) that mentions the bot), deliver signed webhook events
-//! ([`WebexDouble::event_body`], [`WebexDouble::deliver`]: `X-Spark-Signature` = hex HMAC-SHA1), read what
-//! the bot posted ([`WebexDouble::posted`], [`WebexDouble::wait_for_posts`]) and inject 429/5xx answers
+//! `GET /rooms?sortBy=lastactivity|created|id&type=&max=` (most recently active first; every message moves
+//! its room's `lastActivity`), `GET /messages?roomId=&mentionedPeople=me&before=&beforeMessage=&max=`
+//! (newest first; in a group space without `mentionedPeople=me` → 403, as for real bots; with it, only the
+//! messages that mention the bot), `GET /messages/{id}` (the id in URL-safe unpadded or standard padded
+//! base64), `POST /messages` (JSON, or multipart with one `files` part; `text`/`markdown` at most 7,439
+//! bytes) and `GET|POST /webhooks`, `GET|PUT|DELETE /webhooks/{id}`. Listings page with
+//! `Link: <…>; rel="next"`. Tests script the users ([`WebexDouble::user_says`] in a
+//! [`direct_room`](WebexDouble::direct_room) or a [`group_room`](WebexDouble::group_room) that mentions the
+//! bot; [`WebexDouble::user_says_at`] for a message written while the bot was away), deliver signed webhook
+//! events ([`WebexDouble::event_body`], [`WebexDouble::deliver`]: `X-Spark-Signature` = hex HMAC-SHA1), read
+//! what the bot posted ([`WebexDouble::posted`], [`WebexDouble::wait_for_posts`]) and inject 429/5xx answers
 //! ([`WebexDouble::fail_next_posts`]).
+//!
+//! The websocket ("Mercury") mode, as the protocol note fixes it, on the same port and bearer token:
+//! - `GET /u2c/api/v1/catalog?format=hostmap` → `{"serviceLinks": {"wdm": DEVICE_URL, …}}`
+//!   ([`WebexDouble::u2c_url`]);
+//! - the device service at [`WebexDouble::device_url`] (`/wdm/api/v1`): `GET|POST /devices`,
+//!   `GET|DELETE /devices/{id}`; a device has `url`, `webSocketUrl`, `name`, `deviceName`, `deviceType`,
+//!   `creationTime`, `modificationTime`;
+//! - the websocket `ws://127.0.0.1:PORT/mercury/registrations/{id}/messages`: 404 for an unknown (expired,
+//!   deleted) registration; the first frame must be `{"type":"authorization","data":{"token":"Bearer …"}}`,
+//!   answered by a Ping (wrong token: close 4401); then every message a user says, and every message the
+//!   bot posts (actor `type` `BOT`), arrives as a `conversation.activity` / `post` envelope; acks
+//!   `{"type":"ack","messageId":…}` are recorded;
+//! - `GET /conversation/api/v1/messages/{uuid}` → `{"id": REST id, …}` (the activity's `target.url` with
+//!   `conversations/{target.id}` replaced by `messages/{activity.id}`).
+//!
+//! Its faults: [`WebexDouble::drop_websockets`] (no close frame), [`WebexDouble::close_websockets`],
+//! [`WebexDouble::expire_devices`] (handshake 404, open sockets closed with 4404),
+//! [`WebexDouble::fail_next_registrations`] and [`WebexDouble::fail_next_handshakes`] (429 with
+//! `Retry-After`), [`WebexDouble::reject_next_authorizations`] (4401); [`WebexDouble::push_activity`]
+//! pushes one message's activity on demand. Introspection: [`WebexDouble::devices`],
+//! [`WebexDouble::device_history`], [`WebexDouble::websocket_stats`], [`WebexDouble::acks`],
+//! [`WebexDouble::pushed`], [`WebexDouble::peers`]; waiting without sleeps:
+//! [`WebexDouble::wait_for_authorised`], [`WebexDouble::wait_for_authorizations`],
+//! [`WebexDouble::wait_for_acks`], [`WebexDouble::wait_until`].
+//!
+//! # Forwarding proxy
+//! [`ForwardProxy`] listens on `127.0.0.1:0`, tunnels `CONNECT host:port` and forwards
+//! absolute-form `http://` requests (each on its own, several hosts per client connection), optionally
+//! demands `Proxy-Authorization: Basic` (else 407 with `Proxy-Authenticate: Basic realm="whereis-sim"`),
+//! refuses targets outside 127.0.0.0/8 (403), connects out from 127.0.0.2 (configurable) and records every
+//! request, so a test can show an origin was reached only through it (`peers()` of the origin).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), whereis_sim::SimError> {
@@ -120,16 +161,21 @@ mod data;
 mod floorplan;
 mod maps;
 mod mse;
+pub mod proxy;
 mod scenario;
 mod server;
 pub mod webex;
 
+pub use proxy::{ForwardProxy, ProxiedRequest, ProxyCredentials, ProxyOptions};
 pub use scenario::{
     BuildingSpec, CampusSpec, DeviceSpec, Fault, FloorSpec, PersonSpec, Scenario, ServerKind,
     ServerSpec, Unit,
 };
 pub use server::{RecordedRequest, ServerHandle, Simulator};
-pub use webex::{MessagesFault, PostedFile, PostedMessage, WebexDouble, WebexPerson};
+pub use webex::{
+    DeviceChange, DeviceEvent, MercuryStats, MessagesFault, PostedFile, PostedMessage,
+    PushedActivity, RegisteredDevice, WebexDouble, WebexPerson,
+};
 
 /// Errors of the simulator: scenario problems and failures to start.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +222,9 @@ pub enum SimError {
         /// What went wrong.
         message: String,
     },
+    /// The forwarding proxy cannot run with these options (e.g. an outbound address off loopback).
+    #[error("cannot start the forwarding proxy: {0}")]
+    Proxy(String),
     /// `first_port` + the number of servers does not fit in a port number.
     #[error("port {first_port} + {count} servers is beyond 65535")]
     PortRange {

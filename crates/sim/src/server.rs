@@ -235,6 +235,12 @@ impl ServerHandle {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// The peer IP of every TCP connection accepted so far, in order (to prove traffic came through a
+    /// proxy).
+    pub fn peers(&self) -> Vec<IpAddr> {
+        lock(&self.shared.peers).clone()
+    }
+
     /// The requests received, oldest first (the last 10,000).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.log).iter().cloned().collect()
@@ -263,6 +269,7 @@ struct Shared {
     fault: Mutex<Fault>,
     count: AtomicU64,
     connections: AtomicU64,
+    peers: Mutex<Vec<IpAddr>>,
     log: Mutex<VecDeque<RecordedRequest>>,
     notify: Notify,
     router: Router,
@@ -278,6 +285,7 @@ impl Shared {
             fault: Mutex::new(spec.fault),
             count: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            peers: Mutex::new(Vec::new()),
             log: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
             router: router(data),
@@ -384,6 +392,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    lock(&shared.peers).push(peer.ip());
                     shared.connections.fetch_add(1, Ordering::SeqCst);
                     let _ = stream.set_nodelay(true);
                     connections.spawn(serve_connection(stream, peer, shared.clone()));

@@ -134,7 +134,7 @@ async fn every_endpoint_requires_the_bot_token() {
     assert_eq!(wx.request_count("GET", "/v1/"), 12);
     assert_eq!(wx.request_count("POST", "/v1/messages"), 1);
     // unknown paths with the token: 404 in Webex's shape
-    assert_error(get(&wx, "/rooms").await, 404).await;
+    assert_error(get(&wx, "/teams").await, 404).await;
 }
 
 #[tokio::test]
