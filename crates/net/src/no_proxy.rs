@@ -22,8 +22,13 @@ pub enum NoProxyRule {
         port: Option<u16>,
     },
     /// An address or CIDR block, matching URLs that name an address inside it (names are not
-    /// resolved, as in curl).
-    Network(IpNet),
+    /// resolved, as in curl); with a port, only that port.
+    Network {
+        /// The block.
+        net: IpNet,
+        /// Only this port, when given (`10.0.0.5:8443`, `[::1]:8443`).
+        port: Option<u16>,
+    },
 }
 
 impl NoProxyRule {
@@ -41,12 +46,31 @@ impl NoProxyRule {
         if text.contains('/') {
             return text
                 .parse::<IpNet>()
-                .map(NoProxyRule::Network)
+                .map(|net| NoProxyRule::Network { net, port: None })
                 .map_err(|_| bad());
         }
-        let unbracketed = text.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
-            return Ok(NoProxyRule::Network(IpNet::from(ip)));
+        let address = |host: &str| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        };
+        if let Some(ip) = address(text) {
+            return Ok(NoProxyRule::Network {
+                net: IpNet::from(ip),
+                port: None,
+            });
+        }
+        // `10.0.0.5:8443` or `[::1]:8443` (a bare IPv6 address has colons of its own).
+        if let Some((host, port)) = text.rsplit_once(':') {
+            let bracketed_or_v4 = host.starts_with('[') || !host.contains(':');
+            if let Some(ip) = address(host).filter(|_| bracketed_or_v4) {
+                let port = port.parse::<u16>().map_err(|_| bad())?;
+                return Ok(NoProxyRule::Network {
+                    net: IpNet::from(ip),
+                    port: Some(port),
+                });
+            }
         }
         let name = text.trim_start_matches("*.").trim_start_matches('.');
         let (name, port) = match name.rsplit_once(':') {
@@ -73,9 +97,15 @@ impl NoProxyRule {
     pub fn matches(&self, host: &Host<&str>, port: Option<u16>) -> bool {
         match (self, host) {
             (NoProxyRule::Everything, _) => true,
-            (NoProxyRule::Network(net), Host::Ipv4(ip)) => net.contains(&IpAddr::V4(*ip)),
-            (NoProxyRule::Network(net), Host::Ipv6(ip)) => net.contains(&IpAddr::V6(*ip)),
-            (NoProxyRule::Network(_), Host::Domain(_)) => false,
+            (
+                NoProxyRule::Network {
+                    port: Some(want), ..
+                },
+                _,
+            ) if Some(*want) != port => false,
+            (NoProxyRule::Network { net, .. }, Host::Ipv4(ip)) => net.contains(&IpAddr::V4(*ip)),
+            (NoProxyRule::Network { net, .. }, Host::Ipv6(ip)) => net.contains(&IpAddr::V6(*ip)),
+            (NoProxyRule::Network { .. }, Host::Domain(_)) => false,
             (NoProxyRule::Domain { name, port: want }, Host::Domain(domain)) => {
                 if want.is_some() && *want != port {
                     return false;
@@ -100,10 +130,15 @@ impl fmt::Display for NoProxyRule {
                 name,
                 port: Some(port),
             } => write!(f, "{name}:{port}"),
-            NoProxyRule::Network(net) if net.prefix_len() == net.max_prefix_len() => {
-                write!(f, "{}", net.addr())
+            NoProxyRule::Network { net, port } => {
+                let single = net.prefix_len() == net.max_prefix_len();
+                match (single, net.addr(), port) {
+                    (true, IpAddr::V6(ip), Some(port)) => write!(f, "[{ip}]:{port}"),
+                    (true, ip, Some(port)) => write!(f, "{ip}:{port}"),
+                    (true, ip, None) => write!(f, "{ip}"),
+                    (false, _, _) => write!(f, "{net}"),
+                }
             }
-            NoProxyRule::Network(net) => write!(f, "{net}"),
         }
     }
 }
@@ -143,6 +178,9 @@ mod tests {
         assert!(matches("127.0.0.1", "127.0.0.1", Some(80)));
         assert!(matches("[::1]", "[::1]", None));
         assert!(matches("fd00::/8", "[fd12::1]", None));
+        assert!(matches("127.0.0.1:8443", "127.0.0.1", Some(8443)));
+        assert!(!matches("127.0.0.1:8443", "127.0.0.1", Some(8444)));
+        assert!(matches("[::1]:8443", "[::1]", Some(8443)));
         assert!(matches("*", "anything", None));
     }
 
@@ -162,7 +200,15 @@ mod tests {
 
     #[test]
     fn shown_as_written() {
-        for text in ["*", "example.com", "cmx:8443", "10.0.0.0/8", "127.0.0.1"] {
+        for text in [
+            "*",
+            "example.com",
+            "cmx:8443",
+            "10.0.0.0/8",
+            "127.0.0.1",
+            "127.0.0.1:8443",
+            "[::1]:8443",
+        ] {
             assert_eq!(NoProxyRule::parse(text).expect(text).to_string(), text);
         }
     }
