@@ -41,20 +41,35 @@
 //! # }
 //! ```
 
+pub mod activity;
 pub mod client;
+pub mod device;
 mod error;
 mod link;
+pub mod listener;
+mod origin;
 pub mod retry;
+mod secret;
 pub mod signature;
 pub mod text;
+pub mod transport;
 pub mod types;
 
+pub use activity::{
+    fallback_message_id, parse_envelope, resolve_message_id, Activity, Actor, Envelope, Target,
+};
 pub use client::{Token, WebexClient};
+pub use device::{Device, DeviceService, NewDevice, DEFAULT_DEVICE_SERVICE, DEFAULT_U2C_BASE};
 pub use error::WebexError;
+pub use listener::{BotIdentity, Listener, ListenerConfig, ListenerEvent, ListenerSettings, Post};
 pub use retry::RetryPolicy;
+pub use reqwest::Url;
+pub use secrecy::{ExposeSecret, SecretString};
 pub use signature::{sign, verify_signature, SIGNATURE_HEADER};
 pub use text::{truncate_message, MAX_MESSAGE_BYTES};
+pub use tokio_util::sync::CancellationToken;
+pub use transport::{DialFuture, Dialer, DirectDialer};
 pub use types::{
-    Attachment, EventData, Message, NewMessage, NewWebhook, Person, RoomType, UpdateWebhook,
-    Webhook, WebhookEvent,
+    parse_time, Attachment, EventData, Message, NewMessage, NewWebhook, Person, Room, RoomType,
+    UpdateWebhook, Webhook, WebhookEvent,
 };

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Router;
 use whereis_webex::{
-    Attachment, Message, NewMessage, NewWebhook, RetryPolicy, RoomType, Token, UpdateWebhook,
+    Attachment, ExposeSecret, Message, NewMessage, NewWebhook, RetryPolicy, RoomType, Token, UpdateWebhook,
     WebexClient, WebexError,
 };
 
@@ -552,7 +552,10 @@ async fn webhooks_follow_next_links() {
     let ids: Vec<_> = hooks.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(ids, ["W1", "W2"]);
     assert_eq!(hooks[0].target_url, "https://bot.example/webhooks/webex");
-    assert_eq!(hooks[0].secret.as_deref(), Some("s3"));
+    assert_eq!(
+        hooks[0].secret.as_ref().map(|s| s.expose_secret()),
+        Some("s3")
+    );
     assert_eq!(hooks[0].status.as_deref(), Some("active"));
     assert_eq!(hooks[1].filter, None);
     let seen = server.seen();
