@@ -331,18 +331,24 @@ impl Listener {
                     (reason, at_least)
                 }
                 Cycle::Stale { reason } => {
+                    tracing::warn!(reason = reason.as_str(), "the webex device registration is stale");
+                    // A stale device is of no use: delete it (if it is still listed) either way.
+                    if let (Some(devices), Some(stale)) = (&state.devices, state.device.take()) {
+                        let deleting = devices.delete(&stale);
+                        match tokio::time::timeout(settings.delete_timeout, deleting).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(err)) => {
+                                tracing::warn!(error = %err, "cannot delete the stale webex device")
+                            }
+                            Err(_) => tracing::warn!("deleting the stale webex device timed out"),
+                        }
+                    }
                     state.reregistrations += 1;
                     if state.reregistrations > settings.max_reregistrations {
                         let err = WebexError::DeviceStale {
                             attempts: settings.max_reregistrations,
                         };
                         return self.give_up(&events, err).await;
-                    }
-                    tracing::warn!(reason = reason.as_str(), "the webex device registration is stale; registering anew");
-                    if let (Some(devices), Some(stale)) = (&state.devices, state.device.take()) {
-                        if let Err(err) = devices.delete(&stale).await {
-                            tracing::warn!(error = %err, "cannot delete the stale webex device");
-                        }
                     }
                     state.fresh_registration = true;
                     (reason, Duration::ZERO)
