@@ -127,7 +127,12 @@ fn activity(value: &Value) -> Option<Activity> {
         .and_then(|object| object.get("mentions"))
         .and_then(|mentions| mentions.get("items"))
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(|item| text(item.get("id"))).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| text(item.get("id")))
+                .collect()
+        })
         .unwrap_or_default();
     Some(Activity {
         id,
@@ -166,7 +171,8 @@ fn text(value: Option<&Value>) -> Option<String> {
 /// The REST id of the message with this UUID in the US cluster: base64 (standard alphabet, padded)
 /// of `ciscospark://us/MESSAGE/{uuid}`.
 pub fn fallback_message_id(activity_id: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("ciscospark://us/MESSAGE/{activity_id}"))
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("ciscospark://us/MESSAGE/{activity_id}"))
 }
 
 /// The REST id from a person id or any REST id: the UUID after the last `/` of its base64 text
@@ -179,7 +185,10 @@ pub(crate) fn uuid_of_rest_id(rest_id: &str) -> Option<String> {
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let rest = text.strip_prefix("ciscospark://")?;
-    rest.rsplit('/').next().filter(|uuid| !uuid.is_empty()).map(str::to_owned)
+    rest.rsplit('/')
+        .next()
+        .filter(|uuid| !uuid.is_empty())
+        .map(str::to_owned)
 }
 
 /// The conversation service's message URL for a post: `target.url` with its trailing
@@ -188,7 +197,8 @@ fn conversation_message_url(activity: &Activity) -> Option<Url> {
     let target_url = activity.target.url.as_deref()?;
     let target_id = activity.target.id.as_deref()?;
     // The id goes into a path: only UUID-like text.
-    let safe = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let safe =
+        |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !safe(&activity.id) || !safe(target_id) {
         return None;
     }
@@ -229,7 +239,11 @@ pub async fn resolve_message_id(
     match lookup_message_id(client, activity, also_trusted).await {
         Ok(id) => id,
         Err(why) => {
-            tracing::debug!(activity = activity.id.as_str(), why = why.as_str(), "using the fallback message id");
+            tracing::debug!(
+                activity = activity.id.as_str(),
+                why = why.as_str(),
+                "using the fallback message id"
+            );
             fallback_message_id(&activity.id)
         }
     }
@@ -309,17 +323,30 @@ mod tests {
         let envelope = parse_envelope(ack.as_bytes()).unwrap();
         assert!(envelope.post().is_none());
         assert_eq!(envelope.activity.unwrap().verb, "acknowledge");
-        let bare = parse_envelope(br#"{"data":{"eventType":"conversation.activity","activity":{"verb":"post"}}}"#).unwrap();
+        let bare = parse_envelope(
+            br#"{"data":{"eventType":"conversation.activity","activity":{"verb":"post"}}}"#,
+        )
+        .unwrap();
         assert_eq!(bare.activity, None);
     }
 
     #[test]
     fn malformed_frames_are_errors() {
         for bad in [&b""[..], b"[]", b"null", b"\"x\"", b"{", b"\xff\xfe"] {
-            assert!(matches!(parse_envelope(bad), Err(WebexError::Decode(_))), "{bad:?}");
+            assert!(
+                matches!(parse_envelope(bad), Err(WebexError::Decode(_))),
+                "{bad:?}"
+            );
         }
         let odd = parse_envelope(br#"{"id":5,"data":{"eventType":[],"activity":"x"}}"#).unwrap();
-        assert_eq!(odd, Envelope { id: None, event_type: None, activity: None });
+        assert_eq!(
+            odd,
+            Envelope {
+                id: None,
+                event_type: None,
+                activity: None
+            }
+        );
     }
 
     #[test]
@@ -333,7 +360,8 @@ mod tests {
 
     #[test]
     fn uuid_of_person_ids() {
-        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("ciscospark://us/PEOPLE/bot-uuid");
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode("ciscospark://us/PEOPLE/bot-uuid");
         assert_eq!(uuid_of_rest_id(&id).as_deref(), Some("bot-uuid"));
         let id = base64::engine::general_purpose::STANDARD.encode("ciscospark://us/PEOPLE/x1");
         assert_eq!(uuid_of_rest_id(&id).as_deref(), Some("x1"));
@@ -393,11 +421,20 @@ mod tests {
     /// JSON values shaped like frames: the keys the parser looks for, nested, with any values.
     fn json_value() -> impl Strategy<Value = Value> {
         let key = prop_oneof![
-            Just("id".to_owned()), Just("data".to_owned()), Just("eventType".to_owned()),
-            Just("activity".to_owned()), Just("verb".to_owned()), Just("actor".to_owned()),
-            Just("target".to_owned()), Just("url".to_owned()), Just("tags".to_owned()),
-            Just("object".to_owned()), Just("mentions".to_owned()), Just("items".to_owned()),
-            Just("published".to_owned()), "[a-z]{1,6}",
+            Just("id".to_owned()),
+            Just("data".to_owned()),
+            Just("eventType".to_owned()),
+            Just("activity".to_owned()),
+            Just("verb".to_owned()),
+            Just("actor".to_owned()),
+            Just("target".to_owned()),
+            Just("url".to_owned()),
+            Just("tags".to_owned()),
+            Just("object".to_owned()),
+            Just("mentions".to_owned()),
+            Just("items".to_owned()),
+            Just("published".to_owned()),
+            "[a-z]{1,6}",
         ];
         let leaf = prop_oneof![
             Just(Value::Null),

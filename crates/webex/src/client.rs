@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, RequestBuilder, Url};
-use serde::de::DeserializeOwned;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::WebexError;
@@ -63,7 +63,10 @@ impl From<SecretString> for Token {
 impl PartialEq for Token {
     fn eq(&self, other: &Token) -> bool {
         use subtle::ConstantTimeEq;
-        self.expose().as_bytes().ct_eq(other.expose().as_bytes()).into()
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
     }
 }
 
@@ -177,11 +180,12 @@ impl WebexClient {
             return Err(WebexError::Setup("the access token is empty".into()));
         }
         let token = Token::new(token.expose().trim());
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-            WebexError::Setup(
-                "the access token contains characters not allowed in an HTTP header".into(),
-            )
-        })?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                WebexError::Setup(
+                    "the access token contains characters not allowed in an HTTP header".into(),
+                )
+            })?;
         auth.set_sensitive(true);
         if request_timeout.is_zero() {
             return Err(WebexError::Setup(

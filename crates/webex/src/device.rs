@@ -127,7 +127,10 @@ impl DeviceService {
     /// Asks the U2C catalog at `u2c_base` (e.g. [`DEFAULT_U2C_BASE`]) where the device service is
     /// (`serviceLinks.wdm`). The answer is followed only to the catalog's own origin, the API's, or
     /// a Webex domain over TLS.
-    pub async fn discover(client: WebexClient, u2c_base: &str) -> Result<DeviceService, WebexError> {
+    pub async fn discover(
+        client: WebexClient,
+        u2c_base: &str,
+    ) -> Result<DeviceService, WebexError> {
         const OP: &str = "GET /catalog";
         let u2c = parse_service_url(u2c_base)
             .map_err(|why| WebexError::Setup(format!("U2C URL: {why}")))?;
@@ -178,7 +181,10 @@ impl DeviceService {
         let url = self.devices_url()?;
         let answer = self.client.post_json_at(OP, &url, device).await?;
         let device: Device = decode(OP, &answer.body)?;
-        tracing::info!(name = device.name.as_deref().unwrap_or("-"), "registered a webex device");
+        tracing::info!(
+            name = device.name.as_deref().unwrap_or("-"),
+            "registered a webex device"
+        );
         Ok(device)
     }
 
@@ -204,7 +210,10 @@ impl DeviceService {
             .find(|known| known.name.as_deref() == Some(device.name.as_str()));
         match existing {
             Some(found) => {
-                tracing::debug!(name = device.name.as_str(), "reusing the registered webex device");
+                tracing::debug!(
+                    name = device.name.as_str(),
+                    "reusing the registered webex device"
+                );
                 Ok(found)
             }
             None => self.register(device).await,

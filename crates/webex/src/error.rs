@@ -57,7 +57,10 @@ pub enum WebexError {
     #[error("webex websocket: {0}")]
     Websocket(String),
     /// The websocket closed with code 4401: the service rejected the access token.
-    #[error("the webex websocket rejected the access token (close code 4401){}", reason_suffix(reason))]
+    #[error(
+        "the webex websocket rejected the access token (close code 4401){}",
+        reason_suffix(reason)
+    )]
     WebsocketAuthRejected {
         /// The close frame's reason, as the service sent it (shortened).
         reason: String,

@@ -156,8 +156,8 @@ pub enum ListenerEvent {
         /// The wait before the next attempt.
         retry_in: Duration,
     },
-    /// Someone else posted a message the bot can see.
-    Post(Post),
+    /// Someone else posted a message the bot can see (boxed: an activity is large).
+    Post(Box<Post>),
     /// The listener stopped for good; [`Listener::run`] returns the same error.
     GaveUp(WebexError),
 }
@@ -269,11 +269,11 @@ impl OwnPosts {
             .id
             .as_deref()
             .is_some_and(|id| self.uuids.iter().any(|own| own.eq_ignore_ascii_case(id)));
-        let by_email = activity
-            .actor
-            .email
-            .as_deref()
-            .is_some_and(|email| self.emails.iter().any(|own| own.eq_ignore_ascii_case(email)));
+        let by_email = activity.actor.email.as_deref().is_some_and(|email| {
+            self.emails
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(email))
+        });
         by_id || by_email
     }
 }
@@ -299,7 +299,11 @@ impl Listener {
         shutdown: CancellationToken,
     ) -> Result<(), WebexError> {
         let tracking_id = format!("whereis_{}", uuid::Uuid::new_v4());
-        tracing::info!(tracking_id = tracking_id.as_str(), device = self.config.device_name.as_str(), "starting the webex websocket listener");
+        tracing::info!(
+            tracking_id = tracking_id.as_str(),
+            device = self.config.device_name.as_str(),
+            "starting the webex websocket listener"
+        );
         let mut state = State {
             devices: None,
             device: None,
@@ -331,7 +335,10 @@ impl Listener {
                     (reason, at_least)
                 }
                 Cycle::Stale { reason } => {
-                    tracing::warn!(reason = reason.as_str(), "the webex device registration is stale");
+                    tracing::warn!(
+                        reason = reason.as_str(),
+                        "the webex device registration is stale"
+                    );
                     // A stale device is of no use: delete it (if it is still listed) either way.
                     if let (Some(devices), Some(stale)) = (&state.devices, state.device.take()) {
                         let deleting = devices.delete(&stale);
@@ -356,7 +363,11 @@ impl Listener {
             };
             state.failures = state.failures.saturating_add(1);
             let retry_in = backoff(settings, state.failures).max(at_least);
-            tracing::warn!(reason = reason.as_str(), retry_in_ms = millis(retry_in), "webex websocket down; retrying");
+            tracing::warn!(
+                reason = reason.as_str(),
+                retry_in_ms = millis(retry_in),
+                "webex websocket down; retrying"
+            );
             let told = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => false,
@@ -590,7 +601,7 @@ enum Seen {
     /// Nothing to do (a ping, a pong, an ignored event).
     Nothing,
     /// A post to hand over, with the envelope id to ack.
-    Post(Activity, Option<String>),
+    Post(Box<Activity>, Option<String>),
     /// The connection ends.
     End(Cycle),
 }
@@ -675,7 +686,7 @@ impl Session<'_> {
                     }
                 }
                 Some((post, ack)) = lookups.next(), if !lookups.is_empty() => {
-                    ready.push_back((ListenerEvent::Post(post), ack));
+                    ready.push_back((ListenerEvent::Post(Box::new(post)), ack));
                 }
                 frame = socket.next(), if reading => {
                     last_seen = Instant::now();
@@ -701,8 +712,9 @@ impl Session<'_> {
     }
 
     /// Resolves a post's REST message id.
-    fn lookup<'s>(&'s self, activity: Activity, ack: Option<String>) -> Lookup<'s> {
+    fn lookup<'s>(&'s self, activity: Box<Activity>, ack: Option<String>) -> Lookup<'s> {
         Box::pin(async move {
+            let activity = *activity;
             let message_id = resolve_message_id(self.client, &activity, self.trusted).await;
             (
                 Post {
@@ -764,14 +776,17 @@ impl Session<'_> {
             }
         };
         let Some(post) = envelope.post() else {
-            tracing::trace!(event = envelope.event_type.as_deref().unwrap_or("-"), "ignoring a websocket event");
+            tracing::trace!(
+                event = envelope.event_type.as_deref().unwrap_or("-"),
+                "ignoring a websocket event"
+            );
             return Seen::Nothing;
         };
         if self.own.is_own(post) {
             tracing::trace!("ignoring the bot's own post");
             return Seen::Nothing;
         }
-        Seen::Post(post.clone(), envelope.id)
+        Seen::Post(Box::new(post.clone()), envelope.id)
     }
 
     fn closed(&self, frame: Option<&CloseFrame>) -> Cycle {
@@ -857,7 +872,8 @@ mod tests {
             assert!(backoff(&settings, 3) <= Duration::from_secs(4));
             assert!(backoff(&settings, 40) <= Duration::from_secs(60));
         }
-        let spread: std::collections::HashSet<_> = (0..100).map(|_| backoff(&settings, 6)).collect();
+        let spread: std::collections::HashSet<_> =
+            (0..100).map(|_| backoff(&settings, 6)).collect();
         assert!(spread.len() > 10);
     }
 

@@ -36,13 +36,9 @@ fn is_webex_domain(url: &Url) -> bool {
             let host = host.trim_end_matches('.');
             WEBEX_DOMAINS.iter().any(|domain| {
                 host.eq_ignore_ascii_case(domain)
-                    || host
-                        .len()
-                        .checked_sub(domain.len() + 1)
-                        .is_some_and(|cut| {
-                            host.as_bytes()[cut] == b'.'
-                                && host[cut + 1..].eq_ignore_ascii_case(domain)
-                        })
+                    || host.len().checked_sub(domain.len() + 1).is_some_and(|cut| {
+                        host.as_bytes()[cut] == b'.' && host[cut + 1..].eq_ignore_ascii_case(domain)
+                    })
             })
         }
         _ => false,
@@ -98,7 +94,10 @@ mod tests {
     fn configured_origins() {
         let api = url("http://127.0.0.1:8080/v1");
         let trusted = [&api];
-        assert!(is_trusted(&url("http://127.0.0.1:8080/conversation/x"), &trusted));
+        assert!(is_trusted(
+            &url("http://127.0.0.1:8080/conversation/x"),
+            &trusted
+        ));
         assert!(is_trusted(&url("ws://127.0.0.1:8080/mercury/x"), &trusted));
         assert!(!is_trusted(&url("http://127.0.0.1:8081/x"), &trusted));
         assert!(!is_trusted(&url("https://127.0.0.1:8080/x"), &trusted));
@@ -107,6 +106,9 @@ mod tests {
         assert!(is_trusted(&url("wss://webexapis.com/ws"), &[&tls]));
         assert!(!is_trusted(&url("wss://webexapis.com:444/ws"), &[&tls]));
         let err = check_trusted(&url("http://evil.example:9/x?token=1"), &trusted).unwrap_err();
-        assert_eq!(err.to_string(), "refusing to send the access token to http://evil.example:9: not a webex origin");
+        assert_eq!(
+            err.to_string(),
+            "refusing to send the access token to http://evil.example:9: not a webex origin"
+        );
     }
 }

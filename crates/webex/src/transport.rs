@@ -172,7 +172,10 @@ async fn open_inner(
     auth.set_sensitive(true);
     let headers = request.headers_mut();
     headers.insert(AUTHORIZATION, auth);
-    headers.insert(USER_AGENT, HeaderValue::from_static(crate::client::USER_AGENT));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(crate::client::USER_AGENT),
+    );
     if let Ok(tracking) = HeaderValue::from_str(handshake.tracking_id) {
         headers.insert("trackingid", tracking);
     }

@@ -124,11 +124,12 @@ pub(crate) fn lenient_time<'de, D: Deserializer<'de>>(
     Ok(value.as_str().and_then(parse_time))
 }
 
-fn time_text<S: Serializer>(time: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+fn time_text<S: Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match time {
-        Some(time) => {
-            serializer.serialize_some(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
-        }
+        Some(time) => serializer.serialize_some(&time.to_rfc3339_opts(SecondsFormat::Millis, true)),
         None => serializer.serialize_none(),
     }
 }
@@ -395,7 +396,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            hook.secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
+            hook.secret
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
             Some("Q7")
         );
         assert!(!format!("{hook:?}").contains("Q7"));

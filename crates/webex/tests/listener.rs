@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn settings() -> ListenerSettings {
     ListenerSettings {
         ping_interval: Duration::from_millis(50),
-        silence_timeout: Duration::from_millis(400),
+        silence_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(3),
         auth_timeout: Duration::from_secs(3),
         close_timeout: Duration::from_secs(2),
@@ -75,9 +75,13 @@ fn start(stand: &Stand, config: ListenerConfig) -> Running {
 }
 
 fn start_with_capacity(stand: &Stand, config: ListenerConfig, capacity: usize) -> Running {
+    start_with(client(stand), config, capacity)
+}
+
+fn start_with(client: WebexClient, config: ListenerConfig, capacity: usize) -> Running {
     let (events, receiver) = mpsc::channel(capacity);
     let shutdown = CancellationToken::new();
-    let listener = Listener::new(client(stand), config);
+    let listener = Listener::new(client, config);
     let task = tokio::spawn(listener.run(events, shutdown.clone()));
     Running {
         events: receiver,
@@ -109,7 +113,7 @@ impl Running {
         let mut before = Vec::new();
         loop {
             match self.next_event().await {
-                ListenerEvent::Post(post) => return (post, before),
+                ListenerEvent::Post(post) => return (*post, before),
                 ListenerEvent::GaveUp(err) => panic!("gave up: {err}"),
                 other => before.push(other),
             }
@@ -147,23 +151,25 @@ async fn reuses_the_device_registered_under_its_name() {
     let mine = stand.seed_device(DEVICE);
     let mut running = start(&stand, config(&stand));
     running.connected().await;
-    stand
-        .with(|r| {
-            assert!(r.registrations.is_empty(), "no second registration");
-            assert_eq!(r.handshakes.len(), 1);
-            assert_eq!(r.handshakes[0].0, mine);
-            let headers = &r.ws_headers[0];
-            assert_eq!(headers["authorization"], format!("Bearer {TOKEN}"));
-            let tracking = headers["trackingid"].to_str().unwrap();
-            assert!(tracking.starts_with("whereis_"), "{tracking}");
-            assert!(headers["user-agent"].to_str().unwrap().starts_with("whereis-webex/"));
-            let auth = &r.auth_frames[0];
-            assert_eq!(auth["type"], "authorization");
-            assert_eq!(auth["data"]["token"], format!("Bearer {TOKEN}"));
-            assert_eq!(auth["id"].as_str().unwrap().len(), 36);
-            // Without a configured identity the listener asked who the bot is.
-            assert_eq!(r.me_calls, 1);
-        });
+    stand.with(|r| {
+        assert!(r.registrations.is_empty(), "no second registration");
+        assert_eq!(r.handshakes.len(), 1);
+        assert_eq!(r.handshakes[0].0, mine);
+        let headers = &r.ws_headers[0];
+        assert_eq!(headers["authorization"], format!("Bearer {TOKEN}"));
+        let tracking = headers["trackingid"].to_str().unwrap();
+        assert!(tracking.starts_with("whereis_"), "{tracking}");
+        assert!(headers["user-agent"]
+            .to_str()
+            .unwrap()
+            .starts_with("whereis-webex/"));
+        let auth = &r.auth_frames[0];
+        assert_eq!(auth["type"], "authorization");
+        assert_eq!(auth["data"]["token"], format!("Bearer {TOKEN}"));
+        assert_eq!(auth["id"].as_str().unwrap().len(), 36);
+        // Without a configured identity the listener asked who the bot is.
+        assert_eq!(r.me_calls, 1);
+    });
     running.stop().await.expect("clean stop");
 }
 
@@ -193,7 +199,10 @@ async fn registration_waits_out_429() {
     stand.with(|r| {
         assert_eq!(r.registrations.len(), 2, "one 429, then registered");
         let waited = r.registrations[1] - r.registrations[0];
-        assert!(waited >= Duration::from_millis(950), "waited only {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(950),
+            "waited only {waited:?}"
+        );
     });
     running.stop().await.expect("clean stop");
 }
@@ -296,7 +305,10 @@ async fn keeps_going_stale_gives_up_after_three_registrations() {
     let err = result.unwrap_err();
     assert_eq!(err, WebexError::DeviceStale { attempts: 3 });
     assert!(err.to_string().contains("keeps going stale"), "{err}");
-    assert!(matches!(events.last(), Some(ListenerEvent::GaveUp(WebexError::DeviceStale { .. }))));
+    assert!(matches!(
+        events.last(),
+        Some(ListenerEvent::GaveUp(WebexError::DeviceStale { .. }))
+    ));
     stand.with(|r| {
         assert_eq!(r.registrations.len(), 3, "three new registrations, no more");
         assert_eq!(r.handshakes.len(), 4);
@@ -328,11 +340,19 @@ async fn close_4401_stops_with_an_auth_error() {
     let running = start(&stand, config(&stand));
     let (result, events) = running.finished().await;
     let err = result.unwrap_err();
-    assert!(matches!(err, WebexError::WebsocketAuthRejected { .. }), "{err:?}");
-    assert!(err.to_string().contains("rejected the access token"), "{err}");
+    assert!(
+        matches!(err, WebexError::WebsocketAuthRejected { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("rejected the access token"),
+        "{err}"
+    );
     assert!(!format!("{err} {err:?}").contains(TOKEN));
     assert!(events.iter().any(|e| matches!(e, ListenerEvent::GaveUp(_))));
-    assert!(!events.iter().any(|e| matches!(e, ListenerEvent::Connected { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ListenerEvent::Connected { .. })));
     // No retry loop.
     assert_eq!(stand.with(|r| r.auth_frames.len()), 1);
 }
@@ -349,7 +369,9 @@ async fn handshake_429_waits_its_retry_after() {
     let mut disconnected = None;
     loop {
         match running.next_event().await {
-            ListenerEvent::Disconnected { reason, retry_in } => disconnected = Some((reason, retry_in)),
+            ListenerEvent::Disconnected { reason, retry_in } => {
+                disconnected = Some((reason, retry_in))
+            }
             ListenerEvent::Connected { .. } => break,
             other => panic!("unexpected {other:?}"),
         }
@@ -359,7 +381,10 @@ async fn handshake_429_waits_its_retry_after() {
     assert!(retry_in >= Duration::from_secs(1));
     stand.with(|r| {
         let waited = r.handshakes[1].1 - r.handshakes[0].1;
-        assert!(waited >= Duration::from_millis(950), "waited only {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(950),
+            "waited only {waited:?}"
+        );
     });
     running.stop().await.expect("clean stop");
 }
@@ -376,11 +401,17 @@ async fn delivers_posts_with_their_rest_id_and_acks_them() {
     let (post, _) = running.next_post().await;
     assert_eq!(post.message_id, stand_message_id("msg-1"));
     assert_eq!(post.activity.id, "msg-1");
-    assert_eq!(post.activity.actor.email.as_deref(), Some("jane.doe@example.com"));
+    assert_eq!(
+        post.activity.actor.email.as_deref(),
+        Some("jane.doe@example.com")
+    );
     assert!(post.activity.is_one_on_one());
     stand.wait_for("the ack", |r| r.acks == ["env-1"]).await;
     stand.with(|r| {
-        assert_eq!(r.lookups, vec![("msg-1".to_owned(), format!("Bearer {TOKEN}"))]);
+        assert_eq!(
+            r.lookups,
+            vec![("msg-1".to_owned(), format!("Bearer {TOKEN}"))]
+        );
     });
     running.stop().await.expect("clean stop");
 }
@@ -416,7 +447,9 @@ async fn own_posts_other_verbs_and_malformed_frames_are_skipped() {
         Command::Text(typing.json()),
         Command::Text("{not json".into()),
         Command::Text("[1,2,3]".into()),
-        Command::Text(r#"{"data":{"eventType":"conversation.activity","activity":{"verb":"post"}}}"#.into()),
+        Command::Text(
+            r#"{"data":{"eventType":"conversation.activity","activity":{"verb":"post"}}}"#.into(),
+        ),
         Command::Binary(vec![0xff, 0x00, 0xfe]),
         Command::Binary(stand.post("env-real", "msg-real").json().into_bytes()),
     ] {
@@ -470,7 +503,10 @@ async fn a_conversation_off_webex_gets_no_token_and_the_fallback_id() {
     let (post, _) = running.next_post().await;
     assert_eq!(post.message_id, fallback_message_id("msg-1"));
     assert_ne!(post.message_id, stand_message_id("msg-1"));
-    assert!(elsewhere.with(|r| r.lookups.is_empty()), "nothing sent to the other host");
+    assert!(
+        elsewhere.with(|r| r.lookups.is_empty()),
+        "nothing sent to the other host"
+    );
     assert!(stand.with(|r| r.lookups.is_empty()));
     running.stop().await.expect("clean stop");
 }
@@ -485,7 +521,9 @@ async fn a_slow_caller_does_not_stop_the_keep_alive() {
         stand.send(Command::Text(stand.post(envelope, message).json()));
     }
     // Pings keep flowing for more than twice the silence timeout while posts wait.
-    stand.wait_for("pings while the caller is busy", |r| r.pings >= 20).await;
+    stand
+        .wait_for("pings while the caller is busy", |r| r.pings >= 40)
+        .await;
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(running.next_post().await.0.activity.id);
@@ -525,12 +563,20 @@ async fn reconnects_after_drops_and_keeps_delivering() {
 
     stand.send(Command::Close(1001));
     running.connected().await;
-    stand.wait_for("connected a third time", |r| r.open == 1 && r.authorised == 3).await;
+    stand
+        .wait_for("connected a third time", |r| {
+            r.open == 1 && r.authorised == 3
+        })
+        .await;
     stand.send(Command::Text(stand.post("env-3", "msg-3").json()));
     assert_eq!(running.next_post().await.0.activity.id, "msg-3");
     stand.wait_for("ack 3", |r| r.acks.len() == 3).await;
     stand.with(|r| {
-        assert!(r.registrations.len() <= 1, "the device is reused: {}", r.registrations.len());
+        assert!(
+            r.registrations.len() <= 1,
+            "the device is reused: {}",
+            r.registrations.len()
+        );
         assert_eq!(r.acks, ["env-1", "env-2", "env-3"]);
     });
     running.stop().await.expect("clean stop");
@@ -542,15 +588,15 @@ async fn silence_means_a_dead_connection() {
     stand.with(|r| r.silent_next = 1);
     let mut running = start(&stand, config(&stand));
     running.connected().await;
-    let reason = loop {
-        match running.next_event().await {
-            ListenerEvent::Disconnected { reason, .. } => break reason,
-            other => panic!("unexpected {other:?}"),
-        }
+    let reason = match running.next_event().await {
+        ListenerEvent::Disconnected { reason, .. } => reason,
+        other => panic!("unexpected {other:?}"),
     };
     assert!(reason.contains("no frame"), "{reason}");
     running.connected().await;
-    stand.wait_for("a second connection", |r| r.authorised == 2).await;
+    stand
+        .wait_for("a second connection", |r| r.authorised == 2)
+        .await;
     running.stop().await.expect("clean stop");
 }
 
@@ -566,7 +612,7 @@ async fn clean_shutdown_closes_the_socket_and_deletes_the_device() {
     running.stop().await.expect("clean stop");
     stand.with(|r| {
         assert_eq!(r.client_closes, [1000], "a close frame");
-        assert_eq!(r.deletions, [device.clone()]);
+        assert_eq!(r.deletions, [device.as_str()]);
         assert!(r.devices.is_empty(), "no device leaks");
     });
 }
@@ -612,7 +658,9 @@ async fn every_connection_goes_through_the_dialer() {
     running.connected().await;
     stand.send(Command::Close(1011));
     running.connected().await;
-    stand.wait_for("three connections", |r| r.authorised == 3).await;
+    stand
+        .wait_for("three connections", |r| r.authorised == 3)
+        .await;
     assert_eq!(dialer.dials.load(Ordering::SeqCst), 3);
     assert_eq!(stand.with(|r| r.handshakes.len()), 3);
     running.stop().await.expect("clean stop");
@@ -658,4 +706,74 @@ async fn a_failing_dialer_is_retried_with_backoff() {
         assert_eq!(r.registrations.len(), 1);
         assert!(r.devices.is_empty());
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+fn tls_client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+fn tls_client(stand: &Stand, ca_pem: &str) -> WebexClient {
+    WebexClient::with_http(
+        &stand.api_base(),
+        Token::new(TOKEN),
+        retry(),
+        Duration::from_secs(5),
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn wss_runs_tls_over_the_dialers_stream() {
+    let (stand, ca_pem) = Stand::start_tls().await;
+    assert!(stand.device_service().starts_with("https://"));
+    let dialer = Arc::new(CountingDialer {
+        dials: AtomicUsize::new(0),
+    });
+    let config = ListenerConfig {
+        dialer: dialer.clone(),
+        tls: Some(tls_client_config(&ca_pem)),
+        ..config(&stand)
+    };
+    let mut running = start_with(tls_client(&stand, &ca_pem), config, 8);
+    running.connected().await;
+    stand.send(Command::Text(stand.post("env-1", "msg-1").json()));
+    let (post, _) = running.next_post().await;
+    // The conversation service on the same https origin answered.
+    assert_eq!(post.message_id, stand_message_id("msg-1"));
+    assert_eq!(dialer.dials.load(Ordering::SeqCst), 1);
+    running.stop().await.expect("clean stop");
+    stand.with(|r| assert!(r.devices.is_empty()));
+}
+
+#[tokio::test]
+async fn wss_to_an_unknown_certificate_is_refused() {
+    let (stand, ca_pem) = Stand::start_tls().await;
+    // REST trusts the stand's CA, the websocket only the system roots.
+    let mut running = start_with(tls_client(&stand, &ca_pem), config(&stand), 8);
+    match running.next_event().await {
+        ListenerEvent::Disconnected { reason, .. } => {
+            assert!(reason.contains("TLS"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(stand.with(|r| r.auth_frames.is_empty()), "no token sent");
+    running.stop().await.expect("clean stop");
 }

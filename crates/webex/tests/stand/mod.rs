@@ -84,7 +84,11 @@ pub enum Command {
 
 #[derive(Clone)]
 pub struct Stand {
+    /// Where the stand listens (plain HTTP).
     pub addr: SocketAddr,
+    /// `host:port` its URLs name (a TLS front's, for [`Stand::start_tls`]).
+    public: String,
+    tls: bool,
     record: Arc<Mutex<Record>>,
     changed: Arc<Notify>,
     commands: broadcast::Sender<Command>,
@@ -92,11 +96,27 @@ pub struct Stand {
 
 impl Stand {
     pub async fn start() -> Stand {
+        Stand::start_behind(None).await
+    }
+
+    /// The stand behind a TLS front on its own port: every URL it hands out is `https`/`wss`. The
+    /// certificate is for 127.0.0.1, signed by the returned CA (PEM).
+    pub async fn start_tls() -> (Stand, String) {
+        let pki = tls::pki();
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stand = Stand::start_behind(Some(front.local_addr().unwrap())).await;
+        tls::front(front, pki.server.clone(), stand.addr);
+        (stand, pki.ca_pem)
+    }
+
+    async fn start_behind(front: Option<SocketAddr>) -> Stand {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (commands, _) = broadcast::channel(64);
         let stand = Stand {
             addr,
+            public: front.unwrap_or(addr).to_string(),
+            tls: front.is_some(),
             record: Arc::new(Mutex::new(Record {
                 retry_after: "0".into(),
                 ..Record::default()
@@ -112,29 +132,40 @@ impl Stand {
                 axum::routing::delete(delete_device),
             )
             .route("/mercury/registrations/{id}/messages", get(mercury))
-            .route("/conversation/api/v1/messages/{uuid}", get(conversation_message))
+            .route(
+                "/conversation/api/v1/messages/{uuid}",
+                get(conversation_message),
+            )
             .route("/v1/people/me", get(people_me))
             .with_state(stand.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         stand
     }
 
+    fn http(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.public
+        )
+    }
+
     pub fn api_base(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("{}/v1", self.http())
     }
 
     pub fn u2c_base(&self) -> String {
-        format!("http://{}/u2c/api/v1", self.addr)
+        format!("{}/u2c/api/v1", self.http())
     }
 
     pub fn device_service(&self) -> String {
-        format!("http://{}/wdm/api/v1", self.addr)
+        format!("{}/wdm/api/v1", self.http())
     }
 
     pub fn conversation_url(&self, conversation: &str) -> String {
         format!(
-            "http://{}/conversation/api/v1/conversations/{conversation}",
-            self.addr
+            "{}/conversation/api/v1/conversations/{conversation}",
+            self.http()
         )
     }
 
@@ -177,7 +208,11 @@ impl Stand {
     fn device_json(&self, id: &str, name: &str) -> serde_json::Value {
         serde_json::json!({
             "url": format!("{}/devices/{id}", self.device_service()),
-            "webSocketUrl": format!("ws://{}/mercury/registrations/{id}/messages", self.addr),
+            "webSocketUrl": format!(
+                "{}://{}/mercury/registrations/{id}/messages",
+                if self.tls { "wss" } else { "ws" },
+                self.public
+            ),
             "name": name,
             "deviceName": "whereis",
             "deviceType": "DESKTOP",
@@ -283,7 +318,8 @@ async fn people_me(State(stand): State<Stand>, headers: HeaderMap) -> Response {
 
 /// The REST id the stand gives a message: URL-safe base64 without padding, unlike the fallback.
 pub fn stand_message_id(uuid: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("ciscospark://us/MESSAGE/{uuid}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("ciscospark://us/MESSAGE/{uuid}"))
 }
 
 async fn conversation_message(
@@ -300,7 +336,8 @@ async fn conversation_message(
     if !authorised(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    Json(serde_json::json!({"id": stand_message_id(&uuid), "objectType": "activity"})).into_response()
+    Json(serde_json::json!({"id": stand_message_id(&uuid), "objectType": "activity"}))
+        .into_response()
 }
 
 async fn mercury(
@@ -337,8 +374,8 @@ async fn session(stand: Stand, mut socket: WebSocket) {
         return;
     };
     let auth: serde_json::Value = serde_json::from_str(&first).unwrap_or_default();
-    let token_ok = auth["type"] == "authorization"
-        && auth["data"]["token"] == format!("Bearer {TOKEN}");
+    let token_ok =
+        auth["type"] == "authorization" && auth["data"]["token"] == format!("Bearer {TOKEN}");
     let (reject, expire, silent) = stand.with(|r| {
         r.auth_frames.push(auth.clone());
         let silent = r.silent_next > 0 && !r.reject_auth && !r.expire_next;
@@ -360,7 +397,11 @@ async fn session(stand: Stand, mut socket: WebSocket) {
         return;
     }
     let mut commands = stand.commands.subscribe();
-    if socket.send(Message::Ping(Default::default())).await.is_err() {
+    if socket
+        .send(Message::Ping(Default::default()))
+        .await
+        .is_err()
+    {
         return;
     }
     stand.with(|r| {
@@ -460,5 +501,67 @@ impl Stand {
             target_url: self.conversation_url("conv-1"),
             event_type: "conversation.activity",
         }
+    }
+}
+
+mod tls {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::{self, ServerConfig};
+    use tokio_rustls::TlsAcceptor;
+
+    pub struct Pki {
+        pub ca_pem: String,
+        pub server: Arc<ServerConfig>,
+    }
+
+    /// A test CA and a certificate for 127.0.0.1 signed by it.
+    pub fn pki() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "webex stand CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+        let server =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf_cert.der().clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+                )
+                .unwrap();
+        Pki {
+            ca_pem: ca_cert.pem(),
+            server: Arc::new(server),
+        }
+    }
+
+    /// Terminates TLS and forwards each connection to `backend`.
+    pub fn front(listener: TcpListener, server: Arc<ServerConfig>, backend: SocketAddr) {
+        let acceptor = TlsAcceptor::from(server);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
     }
 }
