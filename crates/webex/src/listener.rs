@@ -83,6 +83,38 @@ impl Default for ListenerSettings {
     }
 }
 
+/// Longest timing a setting may have.
+const MAX_SETTING: Duration = Duration::from_secs(24 * 3600);
+
+impl ListenerSettings {
+    /// The timings the connection relies on are between zero (excluded) and a day.
+    fn check(&self) -> Result<(), WebexError> {
+        let timings = [
+            ("ping_interval", self.ping_interval),
+            ("silence_timeout", self.silence_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("auth_timeout", self.auth_timeout),
+            ("close_timeout", self.close_timeout),
+            ("delete_timeout", self.delete_timeout),
+            ("backoff_cap", self.backoff_cap),
+            ("stable_after", self.stable_after),
+        ];
+        for (name, value) in timings {
+            if value.is_zero() || value > MAX_SETTING {
+                return Err(WebexError::Setup(format!(
+                    "listener setting {name} must be more than zero and at most a day"
+                )));
+            }
+        }
+        if self.backoff_base > self.backoff_cap {
+            return Err(WebexError::Setup(
+                "listener setting backoff_base must not exceed backoff_cap".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Who the bot is, to drop its own posts. Either is enough; with neither, the listener asks
 /// `GET /people/me`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -298,6 +330,16 @@ impl Listener {
         events: mpsc::Sender<ListenerEvent>,
         shutdown: CancellationToken,
     ) -> Result<(), WebexError> {
+        let checked = self.config.settings.check().and_then(|()| {
+            if self.config.device_name.trim().is_empty() {
+                Err(WebexError::Setup("the device name is empty".into()))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(err) = checked {
+            return self.give_up(&events, err).await;
+        }
         let tracking_id = format!("whereis_{}", uuid::Uuid::new_v4());
         tracing::info!(
             tracking_id = tracking_id.as_str(),
@@ -875,6 +917,30 @@ mod tests {
         let spread: std::collections::HashSet<_> =
             (0..100).map(|_| backoff(&settings, 6)).collect();
         assert!(spread.len() > 10);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(ListenerSettings::default().check().is_ok());
+        for broken in [
+            ListenerSettings {
+                ping_interval: Duration::ZERO,
+                ..ListenerSettings::default()
+            },
+            ListenerSettings {
+                silence_timeout: Duration::MAX,
+                ..ListenerSettings::default()
+            },
+            ListenerSettings {
+                backoff_base: Duration::from_secs(120),
+                ..ListenerSettings::default()
+            },
+        ] {
+            assert!(
+                matches!(broken.check(), Err(WebexError::Setup(_))),
+                "{broken:?}"
+            );
+        }
     }
 
     #[test]

@@ -508,6 +508,18 @@ async fn a_conversation_off_webex_gets_no_token_and_the_fallback_id() {
         "nothing sent to the other host"
     );
     assert!(stand.with(|r| r.lookups.is_empty()));
+
+    // A trusted host that does not know the message (404): the fallback as well.
+    let unknown = Frame {
+        target_url: format!(
+            "http://{}/elsewhere/api/v1/conversations/conv-1",
+            stand.addr
+        ),
+        ..stand.post("env-2", "msg-2")
+    };
+    stand.send(Command::Text(unknown.json()));
+    let (post, _) = running.next_post().await;
+    assert_eq!(post.message_id, fallback_message_id("msg-2"));
     running.stop().await.expect("clean stop");
 }
 
@@ -888,4 +900,36 @@ async fn a_proxy_refusing_the_tunnel_is_reported() {
     }
     assert!(stand.with(|r| r.handshakes.is_empty()));
     running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn unusable_settings_stop_at_once() {
+    let stand = Stand::start().await;
+    let no_pings = ListenerConfig {
+        settings: ListenerSettings {
+            ping_interval: Duration::ZERO,
+            ..settings()
+        },
+        ..config(&stand)
+    };
+    let (result, events) = start(&stand, no_pings).finished().await;
+    assert!(matches!(result, Err(WebexError::Setup(_))), "{result:?}");
+    assert!(matches!(
+        events.as_slice(),
+        [ListenerEvent::GaveUp(WebexError::Setup(_))]
+    ));
+    let (result, _) = start(
+        &stand,
+        ListenerConfig {
+            device_name: " ".into(),
+            ..config(&stand)
+        },
+    )
+    .finished()
+    .await;
+    assert!(matches!(result, Err(WebexError::Setup(_))), "{result:?}");
+    assert!(
+        stand.with(|r| r.me_calls == 0 && r.registrations.is_empty()),
+        "nothing asked"
+    );
 }
