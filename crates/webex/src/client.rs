@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, RequestBuilder, Url};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,8 @@ use crate::error::WebexError;
 use crate::link::next_link;
 use crate::retry::RetryPolicy;
 use crate::types::{
-    Attachment, Items, Message, NewMessage, NewWebhook, Person, UpdateWebhook, Webhook,
+    Attachment, Items, Message, NewMessage, NewWebhook, Person, Room, RoomType, UpdateWebhook,
+    Webhook,
 };
 
 /// Largest successful answer read, in bytes.
@@ -28,22 +30,47 @@ const WEBHOOK_PAGE_SIZE: &str = "100";
 const MAX_PAGES: usize = 50;
 /// Largest `max` Webex accepts on `GET /people`.
 const MAX_PEOPLE: u32 = 1000;
+/// Largest `max` asked for per page of `GET /rooms`.
+const ROOM_PAGE_SIZE: usize = 100;
+/// Largest `max` Webex accepts on `GET /messages`.
+const MAX_MESSAGES: u32 = 1000;
+/// The `User-Agent` of every request and of the websocket handshake.
+pub(crate) const USER_AGENT: &str = concat!("whereis-webex/", env!("CARGO_PKG_VERSION"));
 
-/// A Webex access token (the bot's). `Debug` prints `<redacted>`; there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+/// A Webex access token (the bot's), kept in a [`SecretString`]: `Debug` prints `<redacted>`,
+/// there is no `Display`, and the memory is wiped when the last copy is dropped.
+#[derive(Clone)]
+pub struct Token(SecretString);
 
 impl Token {
     /// Wraps a token.
     pub fn new(value: impl Into<String>) -> Token {
-        Token(value.into())
+        Token(SecretString::from(value.into()))
     }
 
     /// The token itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl From<SecretString> for Token {
+    fn from(secret: SecretString) -> Token {
+        Token(secret)
+    }
+}
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Token) -> bool {
+        use subtle::ConstantTimeEq;
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
+    }
+}
+
+impl Eq for Token {}
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -59,6 +86,8 @@ pub struct WebexClient {
 
 struct Inner {
     http: reqwest::Client,
+    /// Kept for the websocket's authorization frame.
+    token: Token,
     /// API base, e.g. `https://webexapis.com/v1`, without a trailing slash.
     base: Url,
     /// `Bearer …`, marked sensitive so that the HTTP stack never prints it.
@@ -78,9 +107,9 @@ impl fmt::Debug for WebexClient {
 }
 
 /// A successful answer: its headers and (size-capped) body.
-struct Answer {
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 /// A failed attempt and whether (and how) it may be retried.
@@ -126,12 +155,33 @@ impl WebexClient {
         retry: RetryPolicy,
         request_timeout: Duration,
     ) -> Result<WebexClient, WebexError> {
+        WebexClient::with_http(
+            api_base,
+            token,
+            retry,
+            request_timeout,
+            reqwest::Client::builder(),
+        )
+    }
+
+    /// Like [`WebexClient::new`], on a `reqwest::ClientBuilder` the caller prepared (proxy routing,
+    /// extra trust roots, local address, …). The timeout and `User-Agent` are set here. Every REST
+    /// call of this client, the device service's and the conversation look-ups included, goes
+    /// through the one client built from it.
+    pub fn with_http(
+        api_base: &str,
+        token: Token,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<WebexClient, WebexError> {
         let base = parse_base(api_base)?;
         if token.expose().trim().is_empty() {
             return Err(WebexError::Setup("the access token is empty".into()));
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose().trim()))
-            .map_err(|_| {
+        let token = Token::new(token.expose().trim());
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
                 WebexError::Setup(
                     "the access token contains characters not allowed in an HTTP header".into(),
                 )
@@ -142,14 +192,15 @@ impl WebexClient {
                 "the request timeout must not be zero".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = builder
             .timeout(request_timeout)
-            .user_agent(concat!("whereis-webex/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|err| WebexError::Setup(describe(err)))?;
         Ok(WebexClient {
             inner: Arc::new(Inner {
                 http,
+                token,
                 base,
                 auth,
                 retry,
@@ -320,6 +371,122 @@ impl WebexClient {
         decode("PUT /webhooks/{id}", &answer.body)
     }
 
+    /// Up to `limit` spaces the bot is in, most recently active first (`GET /rooms?sortBy=lastactivity`,
+    /// following `Link: rel="next"` pages on the API's origin until `limit` is reached).
+    pub async fn rooms(&self, limit: usize) -> Result<Vec<Room>, WebexError> {
+        const OP: &str = "GET /rooms";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page_size = limit.min(ROOM_PAGE_SIZE).to_string();
+        let mut url = self.url(
+            &["rooms"],
+            &[("sortBy", "lastactivity"), ("max", &page_size)],
+        )?;
+        let mut rooms = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let answer = self.get(OP, url.clone()).await?;
+            rooms.extend(decode_items::<Room>(OP, &answer.body)?);
+            if rooms.len() >= limit {
+                rooms.truncate(limit);
+                return Ok(rooms);
+            }
+            match next_link(&answer.headers) {
+                None => return Ok(rooms),
+                Some(next) => url = self.next_page(&url, &next)?,
+            }
+        }
+        tracing::warn!(op = OP, pages = MAX_PAGES, "stopped following room pages");
+        Ok(rooms)
+    }
+
+    /// The newest `max` messages of a space, newest first (`GET /messages?roomId=&max=`). With
+    /// `mentioned_only`, only those that @mention the bot (`mentionedPeople=me`): a bot must ask so
+    /// in a group space, where Webex answers 403 otherwise.
+    pub async fn room_messages(
+        &self,
+        room_id: &str,
+        mentioned_only: bool,
+        max: u32,
+    ) -> Result<Vec<Message>, WebexError> {
+        const OP: &str = "GET /messages?roomId";
+        let room_id = checked_id(room_id)?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = max.min(MAX_MESSAGES);
+        let max_text = max.to_string();
+        let mut query = vec![("roomId", room_id)];
+        if mentioned_only {
+            query.push(("mentionedPeople", "me"));
+        }
+        query.push(("max", &max_text));
+        let url = self.url(&["messages"], &query)?;
+        let answer = self.get(OP, url).await?;
+        let mut messages: Vec<Message> = decode_items(OP, &answer.body)?;
+        messages.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        Ok(messages)
+    }
+
+    /// The newest `max` messages of `room` the bot may read: every message of a direct space, the
+    /// ones that @mention the bot elsewhere (see [`WebexClient::room_messages`]).
+    pub async fn recent_messages(&self, room: &Room, max: u32) -> Result<Vec<Message>, WebexError> {
+        let mentioned_only = room.room_type != RoomType::Direct;
+        self.room_messages(&room.id, mentioned_only, max).await
+    }
+
+    /// The bot's token, for the websocket's authorization frame.
+    pub(crate) fn token(&self) -> &Token {
+        &self.inner.token
+    }
+
+    /// The parsed API base.
+    pub(crate) fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The retry policy of this client's calls.
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// `GET url` with the token, under `policy`. The caller has checked that `url` may get the token.
+    pub(crate) async fn get_at(
+        &self,
+        op: &str,
+        url: &Url,
+        policy: &RetryPolicy,
+    ) -> Result<Answer, WebexError> {
+        let http = &self.inner.http;
+        self.execute_with(op, policy, || Ok(http.get(url.clone())))
+            .await
+    }
+
+    /// `POST url` with a JSON body and the token. The caller has checked that `url` may get the token.
+    pub(crate) async fn post_json_at<B: Serialize + ?Sized>(
+        &self,
+        op: &str,
+        url: &Url,
+        body: &B,
+    ) -> Result<Answer, WebexError> {
+        let json = serde_json::to_vec(body)
+            .map_err(|err| WebexError::Invalid(format!("{op}: cannot encode the body: {err}")))?;
+        let http = &self.inner.http;
+        self.execute(op, || {
+            Ok(http
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(json.clone()))
+        })
+        .await
+    }
+
+    /// `DELETE url` with the token. The caller has checked that `url` may get the token.
+    pub(crate) async fn delete_at(&self, op: &str, url: &Url) -> Result<Answer, WebexError> {
+        let http = &self.inner.http;
+        self.execute(op, || Ok(http.delete(url.clone()))).await
+    }
+
     /// `base/segments…?query`, each segment percent-encoded (a `/` in an id stays inside its segment).
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, WebexError> {
         let mut url = self.inner.base.clone();
@@ -377,12 +544,24 @@ impl WebexClient {
         .await
     }
 
-    /// Runs one call: attempts, waits and retries under the [`RetryPolicy`].
+    /// Runs one call: attempts, waits and retries under the client's [`RetryPolicy`].
     async fn execute<F>(&self, op: &str, build: F) -> Result<Answer, WebexError>
     where
         F: Fn() -> Result<RequestBuilder, WebexError>,
     {
-        let policy = &self.inner.retry;
+        self.execute_with(op, &self.inner.retry, build).await
+    }
+
+    /// Runs one call: attempts, waits and retries under `policy`.
+    async fn execute_with<F>(
+        &self,
+        op: &str,
+        policy: &RetryPolicy,
+        build: F,
+    ) -> Result<Answer, WebexError>
+    where
+        F: Fn() -> Result<RequestBuilder, WebexError>,
+    {
         let mut waited = Duration::ZERO;
         let mut attempt: u32 = 0;
         loop {
@@ -391,7 +570,7 @@ impl WebexClient {
                 .header(AUTHORIZATION, self.inner.auth.clone())
                 .header(ACCEPT, "application/json")
                 .timeout(self.inner.timeout);
-            let failure = match self.attempt(request).await {
+            let failure = match self.attempt(request, policy).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
@@ -435,7 +614,11 @@ impl WebexClient {
     }
 
     /// One HTTP exchange, classified.
-    async fn attempt(&self, request: RequestBuilder) -> Result<Answer, Failure> {
+    async fn attempt(
+        &self,
+        request: RequestBuilder,
+        policy: &RetryPolicy,
+    ) -> Result<Answer, Failure> {
         let mut response = request.send().await.map_err(transport_failure)?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
@@ -464,9 +647,7 @@ impl WebexClient {
         let code = status.as_u16();
         let retry = match code {
             429 | 423 => Retry::After(
-                self.inner
-                    .retry
-                    .retry_after(headers.get(RETRY_AFTER).map(HeaderValue::as_bytes)),
+                policy.retry_after(headers.get(RETRY_AFTER).map(HeaderValue::as_bytes)),
             ),
             500..=599 => Retry::Backoff,
             _ => Retry::No,
@@ -599,7 +780,7 @@ fn transport_failure(err: reqwest::Error) -> Failure {
 }
 
 /// An error and its causes on one line, without the URL (its query may hold an email address).
-fn describe(err: reqwest::Error) -> String {
+pub(crate) fn describe(err: reqwest::Error) -> String {
     let err = err.without_url();
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
@@ -615,7 +796,7 @@ fn describe(err: reqwest::Error) -> String {
 }
 
 /// Decodes an expected JSON answer.
-fn decode<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, WebexError> {
+pub(crate) fn decode<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, WebexError> {
     serde_json::from_slice(body).map_err(|err| WebexError::Decode(format!("{op}: {err}")))
 }
 
@@ -623,8 +804,12 @@ fn decode<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, WebexError> {
 /// the whole list for one odd record.
 fn decode_items<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<Vec<T>, WebexError> {
     let items: Items = decode(op, body)?;
-    Ok(items
-        .items
+    Ok(keep_valid(op, items.items))
+}
+
+/// The values that have `T`'s shape; the others are logged and skipped.
+pub(crate) fn keep_valid<T: DeserializeOwned>(op: &str, values: Vec<serde_json::Value>) -> Vec<T> {
+    values
         .into_iter()
         .filter_map(|item| match serde_json::from_value(item) {
             Ok(value) => Some(value),
@@ -633,10 +818,10 @@ fn decode_items<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<Vec<T>, We
                 None
             }
         })
-        .collect())
+        .collect()
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -46,6 +46,32 @@ pub enum WebexError {
         /// The `trackingid` response header (or the body's `trackingId`).
         tracking_id: Option<String>,
     },
+    /// A URL received from Webex (a device, a websocket, a conversation, a page link) points to a
+    /// host the bearer token must not be sent to.
+    #[error("refusing to send the access token to {origin}: not a webex origin")]
+    Untrusted {
+        /// The refused origin (`scheme://host:port`).
+        origin: String,
+    },
+    /// The websocket could not be opened or broke (dial, TLS, handshake, protocol).
+    #[error("webex websocket: {0}")]
+    Websocket(String),
+    /// The websocket closed with code 4401: the service rejected the access token.
+    #[error(
+        "the webex websocket rejected the access token (close code 4401){}",
+        reason_suffix(reason)
+    )]
+    WebsocketAuthRejected {
+        /// The close frame's reason, as the service sent it (shortened).
+        reason: String,
+    },
+    /// The device registration kept going stale (handshake 404 or close code 4404) right after
+    /// registering anew.
+    #[error("the webex device registration keeps going stale: gave up after {attempts} new registrations in a row")]
+    DeviceStale {
+        /// New registrations tried in a row.
+        attempts: u32,
+    },
 }
 
 impl WebexError {
@@ -66,6 +92,14 @@ impl WebexError {
             }
             _ => None,
         }
+    }
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
     }
 }
 

@@ -1,7 +1,9 @@
 //! The Webex REST and webhook JSON shapes whereis uses. Unknown fields are ignored, optional ones may
 //! be missing or `null`, and list fields that arrive as `null` read as empty.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use chrono::{DateTime, SecondsFormat, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The kind of space a message was posted in.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -65,6 +67,73 @@ pub struct Message {
     pub created: Option<String>,
 }
 
+impl Message {
+    /// When it was posted, when `created` is a valid RFC 3339 timestamp.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created.as_deref().and_then(parse_time)
+    }
+}
+
+/// A space the bot is in (`GET /rooms`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Room {
+    /// Room id.
+    pub id: String,
+    /// Its title (for a direct space: the other person's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Direct or group space ([`RoomType::Unknown`] when missing or new).
+    #[serde(rename = "type", default = "unknown_room_type")]
+    pub room_type: RoomType,
+    /// When something last happened in it; `None` when missing or not a valid timestamp.
+    #[serde(
+        default,
+        deserialize_with = "lenient_time",
+        serialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_activity: Option<DateTime<Utc>>,
+    /// When it was created; `None` when missing or not a valid timestamp.
+    #[serde(
+        default,
+        deserialize_with = "lenient_time",
+        serialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created: Option<DateTime<Utc>>,
+}
+
+fn unknown_room_type() -> RoomType {
+    RoomType::Unknown
+}
+
+/// An RFC 3339 timestamp as Webex writes them (`2026-12-01T10:00:00.000Z`), or `None` for anything
+/// else (surrounding spaces are allowed).
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+/// Reads a timestamp without failing the record: a missing, non-string or malformed value is `None`.
+pub(crate) fn lenient_time<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(value.as_str().and_then(parse_time))
+}
+
+fn time_text<S: Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_some(&time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// A message to post: set `room_id` or `to_person_email`, and `text` or `markdown`
 /// (at most [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES) each; see [`truncate_message`](crate::truncate_message)).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -125,7 +194,7 @@ pub struct Person {
 }
 
 /// A registered webhook (`GET /webhooks`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// Webhook id.
@@ -142,15 +211,19 @@ pub struct Webhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
     /// Signing secret (Webex returns it to the webhook's owner).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    #[serde(
+        default,
+        with = "crate::secret::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret: Option<SecretString>,
     /// `active` or `inactive` (Webex disables webhooks whose target keeps failing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
 }
 
 /// A webhook to create (`POST /webhooks`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewWebhook {
     /// Name.
@@ -165,12 +238,16 @@ pub struct NewWebhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
     /// Secret Webex signs events with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    #[serde(
+        default,
+        with = "crate::secret::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret: Option<SecretString>,
 }
 
 /// A webhook's new settings (`PUT /webhooks/{id}`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateWebhook {
     /// Name.
@@ -178,8 +255,12 @@ pub struct UpdateWebhook {
     /// Where Webex should POST events.
     pub target_url: String,
     /// Secret Webex signs events with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    #[serde(
+        default,
+        with = "crate::secret::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret: Option<SecretString>,
     /// `active` to re-enable a webhook Webex disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -299,13 +380,74 @@ mod tests {
             resource: "messages".into(),
             event: "created".into(),
             filter: None,
-            secret: Some("s".into()),
+            secret: Some(SecretString::from("s")),
         };
         assert_eq!(
             serde_json::to_value(&hook).unwrap(),
             serde_json::json!({"name":"whereis","targetUrl":"https://x/webhooks/webex",
                 "resource":"messages","event":"created","secret":"s"})
         );
+    }
+
+    #[test]
+    fn webhook_secret_round_trips_json_but_not_debug() {
+        let hook: Webhook = serde_json::from_str(
+            r#"{"id":"W","name":"n","targetUrl":"https://x","resource":"messages","event":"created","secret":"Q7"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            hook.secret
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+            Some("Q7")
+        );
+        assert!(!format!("{hook:?}").contains("Q7"));
+        assert_eq!(serde_json::to_value(&hook).unwrap()["secret"], "Q7");
+        let update = UpdateWebhook {
+            name: "n".into(),
+            target_url: "https://x".into(),
+            secret: None,
+            status: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            serde_json::json!({"name":"n","targetUrl":"https://x"})
+        );
+    }
+
+    #[test]
+    fn rooms_tolerate_odd_fields() {
+        let room: Room = serde_json::from_str(
+            r#"{"id":"R","title":"Jane","type":"direct","lastActivity":"2026-12-01T10:00:00.000Z","created":"yesterday"}"#,
+        )
+        .unwrap();
+        assert_eq!(room.room_type, RoomType::Direct);
+        assert_eq!(
+            room.last_activity.map(|t| t.timestamp_millis()),
+            Some(1_796_119_200_000)
+        );
+        assert_eq!(room.created, None);
+        let room: Room =
+            serde_json::from_str(r#"{"id":"R","lastActivity":42,"created":null}"#).unwrap();
+        assert_eq!(room.room_type, RoomType::Unknown);
+        assert_eq!((room.last_activity, room.created), (None, None));
+        let back = serde_json::to_value(Room {
+            last_activity: parse_time("2026-12-01T10:00:00Z"),
+            ..room
+        })
+        .unwrap();
+        assert_eq!(back["lastActivity"], "2026-12-01T10:00:00.000Z");
+    }
+
+    #[test]
+    fn timestamps_parse_defensively() {
+        assert!(parse_time(" 2026-12-01T10:00:00.123+01:00 ").is_some());
+        for bad in ["", "2026-12-01", "2026-13-01T00:00:00Z", "now", "\u{0}"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        let message: Message =
+            serde_json::from_str(r#"{"id":"m","created":"2026-12-01T10:00:00.000Z"}"#).unwrap();
+        assert!(message.created_at().is_some());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Router;
 use whereis_webex::{
-    Attachment, Message, NewMessage, NewWebhook, RetryPolicy, RoomType, Token, UpdateWebhook,
-    WebexClient, WebexError,
+    Attachment, ExposeSecret, Message, NewMessage, NewWebhook, RetryPolicy, RoomType, Token,
+    UpdateWebhook, WebexClient, WebexError,
 };
 
 const TOKEN: &str = "SECRET-BOT-TOKEN-0123456789";
@@ -552,7 +552,10 @@ async fn webhooks_follow_next_links() {
     let ids: Vec<_> = hooks.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(ids, ["W1", "W2"]);
     assert_eq!(hooks[0].target_url, "https://bot.example/webhooks/webex");
-    assert_eq!(hooks[0].secret.as_deref(), Some("s3"));
+    assert_eq!(
+        hooks[0].secret.as_ref().map(|s| s.expose_secret()),
+        Some("s3")
+    );
     assert_eq!(hooks[0].status.as_deref(), Some("active"));
     assert_eq!(hooks[1].filter, None);
     let seen = server.seen();
@@ -1042,4 +1045,170 @@ async fn message_round_trips_through_serde() {
     let message: Message = serde_json::from_str(MESSAGE_FIXTURE).unwrap();
     let again: Message = serde_json::from_str(&serde_json::to_string(&message).unwrap()).unwrap();
     assert_eq!(message, again);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catch-up listing: rooms and their messages
+
+const ROOM_DIRECT: &str = r#"{"id":"R1","title":"Jane Doe","type":"direct","isLocked":false,
+    "lastActivity":"2026-12-01T10:05:00.000Z","created":"2026-01-01T00:00:00.000Z"}"#;
+const ROOM_GROUP: &str = r#"{"id":"R2","title":"Facilities","type":"group",
+    "lastActivity":"2026-12-01T09:00:00.000Z","created":"not a date"}"#;
+
+#[tokio::test]
+async fn rooms_most_recent_first_across_pages_up_to_the_cap() {
+    let server = Server::start(vec![]).await;
+    let next = |cursor: &str| format!(r#"<{}/rooms?cursor={cursor}>; rel="next""#, server.base());
+    server.push(
+        Reply::ok(&format!(r#"{{"items":[{ROOM_DIRECT},{{"no":"id"}}]}}"#))
+            .header("link", &next("p2")),
+    );
+    server.push(
+        Reply::ok(&format!(
+            r#"{{"items":[{ROOM_GROUP},{{"id":"R3","type":"team"}}]}}"#
+        ))
+        .header("link", &next("p3")),
+    );
+    server.push(Reply::ok(r#"{"items":[{"id":"R4"}]}"#));
+    let rooms = server.client(fast()).rooms(3).await.unwrap();
+    let ids: Vec<_> = rooms.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["R1", "R2", "R3"],
+        "the malformed item is skipped, the cap holds"
+    );
+    assert_eq!(rooms[0].room_type, RoomType::Direct);
+    assert_eq!(rooms[0].title.as_deref(), Some("Jane Doe"));
+    assert_eq!(
+        rooms[0].last_activity.map(|t| t.to_rfc3339()),
+        Some("2026-12-01T10:05:00+00:00".to_owned())
+    );
+    assert!(rooms[0].created.is_some());
+    assert_eq!(rooms[1].room_type, RoomType::Group);
+    assert_eq!(
+        rooms[1].created, None,
+        "a malformed timestamp reads as unknown"
+    );
+    assert_eq!(rooms[2].room_type, RoomType::Unknown);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "the third page is not needed");
+    assert_eq!(seen[0].path, "/v1/rooms");
+    assert_eq!(
+        seen[0].query,
+        vec![
+            ("sortBy".into(), "lastactivity".into()),
+            ("max".into(), "3".into())
+        ]
+    );
+    assert_eq!(seen[1].query, vec![("cursor".into(), "p2".into())]);
+    seen.iter().for_each(assert_bearer);
+    assert!(server.client(fast()).rooms(0).await.unwrap().is_empty());
+    assert_eq!(server.seen().len(), 2, "a cap of 0 asks nothing");
+}
+
+#[tokio::test]
+async fn rooms_refuse_a_next_link_to_another_origin() {
+    let server = Server::start(vec![Reply::ok(&format!(r#"{{"items":[{ROOM_DIRECT}]}}"#))
+        .header(
+            "link",
+            "<https://evil.example/v1/rooms?cursor=x>; rel=\"next\"",
+        )])
+    .await;
+    let err = server.client(fast()).rooms(500).await.unwrap_err();
+    assert!(matches!(err, WebexError::Decode(_)), "{err:?}");
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn room_messages_ask_for_mentions_in_group_rooms() {
+    let messages = format!(
+        r#"{{"items":[{MESSAGE_FIXTURE},{{"id":"M2","roomId":"R2","created":"2026-12-01T08:00:00.000Z"}}]}}"#
+    );
+    let server = Server::start(vec![Reply::ok(&messages)]).await;
+    let client = server.client(fast());
+    let group: whereis_webex::Room = serde_json::from_str(ROOM_GROUP).unwrap();
+    let got = client.recent_messages(&group, 50).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].id, "M2");
+    assert!(got[1].created_at().is_some());
+    let direct: whereis_webex::Room = serde_json::from_str(ROOM_DIRECT).unwrap();
+    client.recent_messages(&direct, 5000).await.unwrap();
+    let seen = server.seen();
+    assert_eq!(seen[0].path, "/v1/messages");
+    assert_eq!(
+        seen[0].query,
+        vec![
+            ("roomId".into(), "R2".into()),
+            ("mentionedPeople".into(), "me".into()),
+            ("max".into(), "50".into())
+        ]
+    );
+    assert_eq!(
+        seen[1].query,
+        vec![
+            ("roomId".into(), "R1".into()),
+            ("max".into(), "1000".into())
+        ],
+        "direct rooms: every message, max capped"
+    );
+    seen.iter().for_each(assert_bearer);
+}
+
+#[tokio::test]
+async fn group_room_without_mentioned_people_is_a_403_error() {
+    let server = Server::start(vec![Reply::json(
+        403,
+        r#"{"message":"Failed to get activities.","errors":[{"description":"Failed to get activities."}],"trackingId":"ROUTER_1"}"#,
+    )])
+    .await;
+    let err = server
+        .client(fast())
+        .room_messages("R2", false, 50)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
+    assert_eq!(err.tracking_id(), Some("ROUTER_1"));
+    assert!(
+        err.to_string().contains("Failed to get activities"),
+        "{err}"
+    );
+    assert_eq!(server.seen().len(), 1, "a 403 is not retried");
+    for id in ["", "..", "."] {
+        assert!(matches!(
+            server.client(fast()).room_messages(id, true, 5).await,
+            Err(WebexError::Invalid(_))
+        ));
+    }
+    assert!(server
+        .client(fast())
+        .room_messages("R1", true, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(server.seen().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The caller's HTTP client
+
+#[tokio::test]
+async fn with_http_routes_through_the_callers_proxy() {
+    // The stand plays an HTTP proxy: a host that does not resolve is only reachable through it.
+    let proxy = Server::start(vec![Reply::ok(PERSON)]).await;
+    let builder = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(format!("http://{}", proxy.addr)).unwrap());
+    let client = WebexClient::with_http(
+        "http://webex.invalid/v1",
+        Token::new(TOKEN),
+        fast(),
+        Duration::from_secs(5),
+        builder,
+    )
+    .unwrap();
+    assert_eq!(client.me().await.unwrap().id, "P1");
+    let seen = proxy.only_request();
+    assert_eq!(seen.path, "/v1/people/me");
+    assert_eq!(seen.header("host"), "webex.invalid");
+    assert_bearer(&seen);
+    assert!(seen.header("user-agent").starts_with("whereis-webex/"));
 }

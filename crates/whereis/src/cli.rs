@@ -743,7 +743,10 @@ async fn register_webhook(path: &Path) -> anyhow::Result<()> {
         &config.network,
         whereis_webex::RetryPolicy::default(),
     )?;
-    let secret = webex.webhook_secret.as_ref().map(|s| s.expose().to_owned());
+    let secret = webex
+        .webhook_secret
+        .as_ref()
+        .map(|s| whereis_webex::SecretString::from(s.expose()));
     if secret.is_none() {
         eprintln!("warning: no webhook secret configured: deliveries will not be verified");
     }
