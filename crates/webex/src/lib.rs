@@ -22,9 +22,9 @@
 //!   the registration goes stale (handshake 404, close 4404; at most 3 times in a row), stop on a
 //!   rejected token (close 4401), and on shutdown close the socket and delete the device. Timings
 //!   are in [`ListenerSettings`].
-//! - [`transport`]: [`Dialer`] — how the websocket's TCP stream is opened ([`DirectDialer`],
-//!   [`HttpProxyDialer`] for an HTTP proxy's `CONNECT` tunnel, or the caller's own); TLS (rustls,
-//!   system roots unless configured) and the handshake run on top.
+//! - [`transport`]: [`Dialer`] — how the websocket's TCP stream is opened ([`DirectDialer`], or
+//!   the caller's own, e.g. an HTTP proxy's `CONNECT` tunnel); TLS (rustls, system roots unless
+//!   configured) and the handshake run on top.
 //! - [`activity`]: [`parse_envelope`] for websocket frames (unknown fields and events tolerated,
 //!   malformed frames an error for that frame only) and [`resolve_message_id`]: from an activity to
 //!   the REST message id through the conversation service, else [`fallback_message_id`].
@@ -119,7 +119,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use signature::{sign, verify_signature, SIGNATURE_HEADER};
 pub use text::{truncate_message, MAX_MESSAGE_BYTES};
 pub use tokio_util::sync::CancellationToken;
-pub use transport::{DialFuture, Dialer, DirectDialer, HttpProxyDialer};
+pub use transport::{DialFuture, Dialer, DirectDialer};
 pub use types::{
     parse_time, Attachment, EventData, Message, NewMessage, NewWebhook, Person, Room, RoomType,
     UpdateWebhook, Webhook, WebhookEvent,
@@ -180,11 +180,6 @@ mod tests {
                 format!("{:?}", config.settings),
                 format!("{listener:?}"),
                 format!("{:?}", SecretString::from(secret)),
-                format!(
-                    "{:?}",
-                    HttpProxyDialer::new("proxy.example", 3128)
-                        .with_basic_auth("user", &SecretString::from(secret))
-                ),
             ];
             for text in printed {
                 assert!(!text.contains(secret), "{text}");

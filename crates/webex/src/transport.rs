@@ -9,11 +9,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use reqwest::Url;
-use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -27,9 +25,9 @@ use crate::retry::RetryPolicy;
 /// What [`Dialer::dial`] returns.
 pub type DialFuture<'a> = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send + 'a>>;
 
-/// Opens the TCP stream a websocket runs over. [`DirectDialer`] connects to the host itself; a
-/// dialer for a corporate proxy connects to the proxy and returns the stream after a successful
-/// `CONNECT host:port`. TLS for `wss://` is done on top of the returned stream.
+/// Opens the TCP stream a websocket runs over. [`DirectDialer`] connects to the host itself; the
+/// caller's dialer for a corporate proxy returns the stream after a successful `CONNECT host:port`.
+/// TLS for `wss://` is done on top of the returned stream.
 pub trait Dialer: Send + Sync {
     /// A stream to `host:port` (`host` is a name or an IP address, without brackets).
     fn dial<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a>;
@@ -46,105 +44,6 @@ impl Dialer for DirectDialer {
             stream.set_nodelay(true)?;
             Ok(stream)
         })
-    }
-}
-
-/// Opens a tunnel through an HTTP proxy: connects to the proxy and asks `CONNECT host:port`,
-/// optionally with `Proxy-Authorization: Basic`. The password is a [`SecretString`]; `Debug` shows
-/// the proxy's address only.
-#[derive(Clone)]
-pub struct HttpProxyDialer {
-    proxy_host: String,
-    proxy_port: u16,
-    /// `user:password`, base64-encoded as the header wants it.
-    credentials: Option<SecretString>,
-}
-
-impl fmt::Debug for HttpProxyDialer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpProxyDialer")
-            .field(
-                "proxy",
-                &format_args!("{}:{}", self.proxy_host, self.proxy_port),
-            )
-            .field("authenticated", &self.credentials.is_some())
-            .finish()
-    }
-}
-
-/// Longest answer header accepted from a proxy.
-const MAX_PROXY_ANSWER: usize = 8 * 1024;
-
-impl HttpProxyDialer {
-    /// Tunnels through the HTTP proxy at `host:port`.
-    pub fn new(host: impl Into<String>, port: u16) -> HttpProxyDialer {
-        HttpProxyDialer {
-            proxy_host: host.into(),
-            proxy_port: port,
-            credentials: None,
-        }
-    }
-
-    /// Authenticates to the proxy with `user` and `password` (Basic).
-    pub fn with_basic_auth(mut self, user: &str, password: &SecretString) -> HttpProxyDialer {
-        let pair = format!("{user}:{}", password.expose_secret());
-        self.credentials = Some(SecretString::from(
-            base64::engine::general_purpose::STANDARD.encode(pair),
-        ));
-        self
-    }
-
-    async fn tunnel(&self, host: &str, port: u16) -> io::Result<TcpStream> {
-        let mut stream = TcpStream::connect((self.proxy_host.as_str(), self.proxy_port)).await?;
-        stream.set_nodelay(true)?;
-        let authority = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-        if let Some(credentials) = &self.credentials {
-            request.push_str("Proxy-Authorization: Basic ");
-            request.push_str(credentials.expose_secret());
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        // Byte by byte: nothing after the answer's header may be swallowed (the tunnel's first
-        // bytes belong to TLS or the websocket handshake).
-        let mut answer = Vec::with_capacity(256);
-        let mut byte = [0u8; 1];
-        while !answer.ends_with(b"\r\n\r\n") {
-            if answer.len() >= MAX_PROXY_ANSWER {
-                return Err(io::Error::other("the proxy's answer is too long"));
-            }
-            if stream.read(&mut byte).await? == 0 {
-                return Err(io::Error::other("the proxy closed the connection"));
-            }
-            answer.push(byte[0]);
-        }
-        let status_line = answer
-            .split(|&b| b == b'\r')
-            .next()
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
-        let status = status_line
-            .split_ascii_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok());
-        match status {
-            Some(200..=299) => Ok(stream),
-            Some(code) => Err(io::Error::other(format!(
-                "the proxy refused CONNECT {authority}: {code}"
-            ))),
-            None => Err(io::Error::other("the proxy's answer is not HTTP")),
-        }
-    }
-}
-
-impl Dialer for HttpProxyDialer {
-    fn dial<'a>(&'a self, host: &'a str, port: u16) -> DialFuture<'a> {
-        Box::pin(self.tunnel(host, port))
     }
 }
 

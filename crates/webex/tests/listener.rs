@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use whereis_webex::{
     fallback_message_id, BotIdentity, CancellationToken, DeviceService, DialFuture, Dialer,
-    DirectDialer, HttpProxyDialer, Listener, ListenerConfig, ListenerEvent, ListenerSettings,
-    NewDevice, Post, RetryPolicy, SecretString, Token, WebexClient, WebexError,
+    DirectDialer, Listener, ListenerConfig, ListenerEvent, ListenerSettings, NewDevice, Post,
+    RetryPolicy, Token, WebexClient, WebexError,
 };
 
 const DEVICE: &str = "whereis-test";
@@ -787,118 +787,6 @@ async fn wss_to_an_unknown_certificate_is_refused() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(stand.with(|r| r.auth_frames.is_empty()), "no token sent");
-    running.stop().await.expect("clean stop");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Through an HTTP proxy
-
-/// A CONNECT proxy on loopback that records each tunnel's request header.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    requests: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Proxy {
-    /// `password`: the `Proxy-Authorization` value it demands, if any.
-    async fn start(password: Option<String>) -> Proxy {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let seen = seen.clone();
-                let password = password.clone();
-                tokio::spawn(async move {
-                    let mut header = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !header.ends_with(b"\r\n\r\n") {
-                        if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        header.push(byte[0]);
-                    }
-                    let text = String::from_utf8_lossy(&header).into_owned();
-                    seen.lock().unwrap().push(text.clone());
-                    if let Some(expected) = &password {
-                        if !text.contains(&format!("Proxy-Authorization: {expected}\r\n")) {
-                            let _ = client
-                                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
-                                .await;
-                            return;
-                        }
-                    }
-                    let target = text.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
-                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                        return;
-                    };
-                    let _ = client
-                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        .await;
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                });
-            }
-        });
-        Proxy { addr, requests }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-#[tokio::test]
-async fn the_websocket_tunnels_through_an_http_proxy() {
-    use base64::Engine;
-    let stand = Stand::start().await;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("bot:pr0xy")
-    );
-    let proxy = Proxy::start(Some(expected)).await;
-    let dialer = HttpProxyDialer::new("127.0.0.1", proxy.addr.port())
-        .with_basic_auth("bot", &SecretString::from("pr0xy"));
-    let config = ListenerConfig {
-        dialer: Arc::new(dialer),
-        ..config(&stand)
-    };
-    let mut running = start(&stand, config);
-    running.connected().await;
-    stand.send(Command::Text(stand.post("env-1", "msg-1").json()));
-    assert_eq!(running.next_post().await.0.activity.id, "msg-1");
-    let requests = proxy.requests();
-    assert_eq!(requests.len(), 1);
-    assert!(
-        requests[0].starts_with(&format!("CONNECT {} HTTP/1.1\r\n", stand.addr)),
-        "{}",
-        requests[0]
-    );
-    assert!(requests[0].contains(&format!("Host: {}\r\n", stand.addr)));
-    running.stop().await.expect("clean stop");
-}
-
-#[tokio::test]
-async fn a_proxy_refusing_the_tunnel_is_reported() {
-    let stand = Stand::start().await;
-    let proxy = Proxy::start(Some("Basic nope".into())).await;
-    let dialer = HttpProxyDialer::new("127.0.0.1", proxy.addr.port())
-        .with_basic_auth("bot", &SecretString::from("wrong-password"));
-    let config = ListenerConfig {
-        dialer: Arc::new(dialer),
-        ..config(&stand)
-    };
-    let mut running = start(&stand, config);
-    match running.next_event().await {
-        ListenerEvent::Disconnected { reason, .. } => {
-            assert!(reason.contains("407"), "{reason}");
-            assert!(!reason.contains("wrong-password"), "{reason}");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    assert!(stand.with(|r| r.handshakes.is_empty()));
     running.stop().await.expect("clean stop");
 }
 

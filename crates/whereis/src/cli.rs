@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::chat::Bot;
 use crate::config::{Config, WebexConfig, WebexMode};
@@ -519,11 +520,24 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
             .map(|me| format!("bot {:?}, {api}", me.display_name.unwrap_or_default()))
             .map_err(|err| format!("{err} ({api})"));
         report_check(&mut failed, "webex", me);
-        report_check(
-            &mut failed,
-            "webex mode",
-            check_webex_mode(&config, webex).await,
-        );
+        let mode = match webex.mode {
+            WebexMode::Webhook => check_webhook_mode(&config, webex),
+            WebexMode::Websocket => {
+                crate::chat::websocket::probe(client, webex, &config.network, CHECK_TIMEOUT)
+                    .await
+                    .map(|ok| {
+                        let route = webex
+                            .device_url
+                            .as_deref()
+                            .and_then(|u| Url::parse(u).ok())
+                            .map(|u| format!("; device service {}", config.network.route(&u)))
+                            .unwrap_or_default();
+                        format!("{ok}{route}")
+                    })
+                    .map_err(|err| format!("websocket: {err}"))
+            }
+        };
+        report_check(&mut failed, "webex mode", mode);
     }
     if failed > 0 {
         println!("{failed} check(s) failed");
@@ -536,32 +550,22 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
 /// How long each `check-config` probe of the store and the directory may take.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// The bot's mode, and what it needs: a webhook secret (or the explicit opt-out) for webhooks.
-async fn check_webex_mode(config: &Config, webex: &WebexConfig) -> Result<String, String> {
-    match webex.mode {
-        WebexMode::Webhook => {
-            let url = config
-                .server
-                .public_url
-                .as_deref()
-                .map(|u| {
-                    format!(
-                        ", Webex posts to {}/webhooks/webex",
-                        u.trim_end_matches('/')
-                    )
-                })
-                .unwrap_or_default();
-            match (&webex.webhook_secret, webex.allow_unsigned_webhooks) {
-                (Some(_), _) => Ok(format!("webhook, deliveries verified{url}")),
-                (None, true) => Ok(format!("webhook, UNSIGNED deliveries accepted{url}")),
-                (None, false) => Err(
-                    "webhook mode without a webhook secret: set webex.webhook_secret_env/_file \
-                     (or allow_unsigned_webhooks = true)"
-                        .to_owned(),
-                ),
-            }
-        }
-        WebexMode::Websocket => Ok("websocket".to_owned()),
+/// Webhook mode needs a webhook secret (or the explicit waiver).
+fn check_webhook_mode(config: &Config, webex: &WebexConfig) -> Result<String, String> {
+    let url = config
+        .server
+        .public_url
+        .as_deref()
+        .map(|u| format!(", Webex posts to {}/webhooks/webex", u.trim_end_matches('/')))
+        .unwrap_or_default();
+    match (&webex.webhook_secret, webex.allow_unsigned_webhooks) {
+        (Some(_), _) => Ok(format!("webhook, deliveries verified{url}")),
+        (None, true) => Ok(format!("webhook, UNSIGNED deliveries accepted{url}")),
+        (None, false) => Err(
+            "webhook mode without a webhook secret: set webex.webhook_secret_env/_file \
+             (or allow_unsigned_webhooks = true)"
+                .to_owned(),
+        ),
     }
 }
 
@@ -614,16 +618,57 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
             }
         }
     });
+    let shutdown = CancellationToken::new();
+    let websocket = match (&bot, config.webex.as_ref().map(|w| w.mode)) {
+        (Some(bot), Some(WebexMode::Websocket)) => Some(
+            crate::chat::websocket::spawn(Arc::clone(bot), config.network.clone(), shutdown.clone())
+                .0,
+        ),
+        _ => None,
+    };
     // Operators and scripts read this line (with `listen = "…:0"` it is the only way to learn the port).
     println!("whereis listening on http://{address}");
-    server::serve(
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    let stopping = shutdown.clone();
+    let served = server::serve(
         listener,
-        server::router_with_timeout(finder, bot, config.server.request_timeout),
-        shutdown_signal(),
+        server::router_with_timeout(Arc::clone(&finder), bot.clone(), config.server.request_timeout),
+        async move { stopping.cancelled().await },
     )
-    .await?;
+    .await;
+    shutdown.cancel();
+    wind_down(bot.as_deref(), &finder, websocket).await;
+    served?;
     Ok(())
 }
+
+/// After the listener closed: the websocket is closed (and its device deleted), the replies being
+/// worked on are finished, the notifications sent — each within a bound.
+pub(crate) async fn wind_down(
+    bot: Option<&Bot>,
+    finder: &Finder,
+    websocket: Option<tokio::task::JoinHandle<Result<(), whereis_webex::WebexError>>>,
+) {
+    if let Some(task) = websocket {
+        if tokio::time::timeout(crate::chat::websocket::SHUTDOWN_GRACE, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the Webex websocket did not close in time");
+        }
+    }
+    if let Some(bot) = bot {
+        bot.finish(REPLY_GRACE).await;
+    }
+    finder.flush(NOTIFY_GRACE).await;
+}
+
+/// How long a shutdown waits for the replies being worked on.
+const REPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 async fn audit(
     path: &Path,

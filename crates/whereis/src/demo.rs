@@ -20,7 +20,9 @@ use tokio::net::TcpListener;
 use whereis_sim::webex::WebexDouble;
 use whereis_sim::{Scenario, Simulator};
 
-use crate::chat::{Bot, Intake};
+use crate::chat::websocket::{self, WebsocketState};
+use crate::chat::Bot;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::shutdown_signal;
 use crate::config::Config;
@@ -37,7 +39,7 @@ const DEMO_REQUESTER: &str = "jane.doe@example.com";
 /// (secrets in files beside it) and returns its path.
 pub fn write_config(
     simulator: &Simulator,
-    webex_api: Option<&str>,
+    webex: Option<&WebexDouble>,
     dir: &Path,
 ) -> anyhow::Result<std::path::PathBuf> {
     let mut text = String::from(
@@ -46,12 +48,15 @@ pub fn write_config(
          username_variants = [\"{user}\", \"CORP\\\\{user}\", \"corp\\\\{user}\"]\n\
          timeout_ms = 2000\n",
     );
-    if let Some(api) = webex_api {
+    if let Some(webex) = webex {
         write_private(&dir.join("webex.token"), DEMO_BOT_TOKEN)?;
         write_private(&dir.join("webhook.secret"), DEMO_WEBHOOK_SECRET)?;
+        // No public URL: the bot connects out over the websocket, as it would behind a firewall.
         write!(
             text,
-            "\n[webex]\ntoken_file = \"webex.token\"\nwebhook_secret_file = \"webhook.secret\"\napi_base = {api:?}\nallowed_domains = [\"example.com\"]\n\n[privacy]\nadmins = [\"it@example.com\"]\n"
+            "\n[webex]\nmode = \"websocket\"\ntoken_file = \"webex.token\"\nwebhook_secret_file = \"webhook.secret\"\napi_base = {api:?}\ndevice_url = {device:?}\nallowed_domains = [\"example.com\"]\n\n[privacy]\nadmins = [\"it@example.com\"]\n",
+            api = webex.base_url(),
+            device = webex.device_url(),
         )?;
     }
     for (i, server) in simulator.servers().iter().enumerate() {
@@ -96,7 +101,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let webex = WebexDouble::start(DEMO_BOT_TOKEN, "whereis@webex.bot", "whereis")
         .await
         .context("cannot start the Webex double")?;
-    let config_path = write_config(&simulator, Some(&webex.base_url()), dir.path())?;
+    let config_path = write_config(&simulator, Some(&webex), dir.path())?;
     let config = Config::load(&config_path)?;
     let finder = Arc::new(Finder::from_config(&config).await?);
     let webex_config = config
@@ -117,17 +122,44 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         format!("cannot listen on {listen} (is another demo running? try --listen 127.0.0.1:0)")
     })?;
     let address = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let (websocket, mut state) =
+        websocket::spawn(Arc::clone(&bot), config.network.clone(), shutdown.clone());
+    // The demo is ready when the bot has connected to the Webex double's websocket.
+    let connected = tokio::time::timeout(CONNECT_WAIT, async {
+        state
+            .wait_for(|s| *s == WebsocketState::Connected)
+            .await
+            .is_ok()
+    })
+    .await;
+    if connected != Ok(true) {
+        let now = state.borrow().clone();
+        anyhow::bail!("the bot did not connect to the Webex double's websocket: {now:?}");
+    }
     let chat = LocalChat {
         webex: Arc::new(webex),
         bot: Arc::clone(&bot),
         files: dir.path().join("chat"),
     };
-    let router = server::router(finder, Some(bot)).merge(chat.router());
+    let router = server::router(Arc::clone(&finder), Some(Arc::clone(&bot))).merge(chat.router());
     println!("{}", instructions(&simulator, address, &config_path));
-    server::serve(listener, router, shutdown_signal()).await?;
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    let stopping = shutdown.clone();
+    let served = server::serve(listener, router, async move { stopping.cancelled().await }).await;
+    shutdown.cancel();
+    crate::cli::wind_down(Some(&bot), &finder, Some(websocket)).await;
     simulator.shutdown().await;
+    served?;
     Ok(())
 }
+
+/// How long the demo waits for the bot to connect, and `/demo/chat` for its answer.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `GET /demo/chat?text=…[&from=EMAIL][&space=NAME]`: says something to the bot in the Webex double
 /// (a direct room, or a group space when `space` is given) and answers with the bot's replies; maps
@@ -168,13 +200,27 @@ async fn local_chat(State(chat): State<LocalChat>, Query(params): Query<ChatPara
         None => chat.webex.direct_room(&from),
     };
     let before = chat.webex.posted().len();
+    let mut finished = chat.bot.subscribe_finished();
+    // The double pushes the message over the bot's websocket, as Webex would.
     let id = chat.webex.user_says(&room, &from, &text);
-    let body = chat.webex.event_body(&id);
-    let signature = whereis_webex::sign(DEMO_WEBHOOK_SECRET.as_bytes(), &body);
-    // The same intake as the webhook route; the answer is awaited here so the replies can be shown.
-    let outcome = match chat.bot.intake(&body, Some(&signature)).await {
-        Intake::Accepted(job) => chat.bot.handle(job).await.map_err(|e| e.to_string()),
-        other => Err(format!("not handled: {other:?}")),
+    let answered = tokio::time::timeout(CONNECT_WAIT, async {
+        loop {
+            match finished.recv().await {
+                Ok(done) if done == id => return Ok(()),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err("the bot stopped".to_owned())
+                }
+            }
+        }
+    })
+    .await;
+    let outcome = match answered {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no answer within {} s (is the websocket connected?)",
+            CONNECT_WAIT.as_secs()
+        )),
     };
     let mut replies = Vec::new();
     for (number, post) in chat.webex.posted().into_iter().enumerate().skip(before) {

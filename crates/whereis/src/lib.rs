@@ -24,12 +24,12 @@ pub fn webex_client(
     network: &whereis_net::Network,
     retry: whereis_webex::RetryPolicy,
 ) -> Result<whereis_webex::WebexClient, whereis_webex::WebexError> {
-    let _ = network;
-    whereis_webex::WebexClient::new(
+    whereis_webex::WebexClient::with_http(
         &webex.api_base,
         whereis_webex::Token::new(webex.token.expose()),
         retry,
         WEBEX_REQUEST_TIMEOUT,
+        network.http_client_builder(),
     )
 }
 

@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod mention;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,9 +166,27 @@ impl Bot {
     /// webhook and websocket deliveries and across instances (through the store; this process's
     /// memory covers a store outage). A full queue claims nothing, so a later delivery still can.
     pub async fn claim(&self, message_id: &str, sender_email: Option<String>) -> Claim {
-        let Ok(slot) = Arc::clone(&self.queue).try_acquire_owned() else {
-            return Claim::Busy;
-        };
+        match Arc::clone(&self.queue).try_acquire_owned() {
+            Ok(slot) => self.claim_with(slot, message_id, sender_email).await,
+            Err(_) => Claim::Busy,
+        }
+    }
+
+    /// Like [`Bot::claim`], but waits for a free slot: for deliveries that cannot be refused and
+    /// delivered again later (the websocket, catch-up), whose source then simply waits.
+    pub async fn claim_when_free(&self, message_id: &str, sender_email: Option<String>) -> Claim {
+        match Arc::clone(&self.queue).acquire_owned().await {
+            Ok(slot) => self.claim_with(slot, message_id, sender_email).await,
+            Err(_) => Claim::Busy,
+        }
+    }
+
+    async fn claim_with(
+        &self,
+        slot: OwnedSemaphorePermit,
+        message_id: &str,
+        sender_email: Option<String>,
+    ) -> Claim {
         let locally_first = self
             .handled
             .entry(message_id.to_owned())
@@ -194,6 +213,11 @@ impl Bot {
             sender_email,
             _slot: slot,
         })
+    }
+
+    /// Runs `work` as part of the bot's work (awaited by [`Bot::finish`]).
+    pub fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(work);
     }
 
     /// Waits (at most `limit`) for the replies being worked on.
@@ -335,7 +359,7 @@ impl Bot {
                 }
             }
             Command::Find(query) => {
-                let age = message_age(message.created.as_deref());
+                let age = message_age(message.created_at());
                 if age.is_some_and(|age| age > self.webex.max_backlog) {
                     // Found while catching up: the person has long moved on; don't locate them now.
                     return reply
@@ -502,10 +526,8 @@ impl Reply<'_> {
 }
 
 /// How old a message is, from its `created` time; `None` when unknown or in the future.
-fn message_age(created: Option<&str>) -> Option<Duration> {
-    let created = chrono::DateTime::parse_from_rfc3339(created?).ok()?;
-    let age = chrono::Utc::now().signed_duration_since(created);
-    age.to_std().ok()
+fn message_age(created: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duration> {
+    chrono::Utc::now().signed_duration_since(created?).to_std().ok()
 }
 
 fn self_service_failure(err: &SelfServiceError) -> String {
