@@ -556,7 +556,12 @@ fn check_webhook_mode(config: &Config, webex: &WebexConfig) -> Result<String, St
         .server
         .public_url
         .as_deref()
-        .map(|u| format!(", Webex posts to {}/webhooks/webex", u.trim_end_matches('/')))
+        .map(|u| {
+            format!(
+                ", Webex posts to {}/webhooks/webex",
+                u.trim_end_matches('/')
+            )
+        })
         .unwrap_or_default();
     match (&webex.webhook_secret, webex.allow_unsigned_webhooks) {
         (Some(_), _) => Ok(format!("webhook, deliveries verified{url}")),
@@ -621,8 +626,12 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let websocket = match (&bot, config.webex.as_ref().map(|w| w.mode)) {
         (Some(bot), Some(WebexMode::Websocket)) => Some(
-            crate::chat::websocket::spawn(Arc::clone(bot), config.network.clone(), shutdown.clone())
-                .0,
+            crate::chat::websocket::spawn(
+                Arc::clone(bot),
+                config.network.clone(),
+                shutdown.clone(),
+            )
+            .0,
         ),
         _ => None,
     };
@@ -636,7 +645,11 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let stopping = shutdown.clone();
     let served = server::serve(
         listener,
-        server::router_with_timeout(Arc::clone(&finder), bot.clone(), config.server.request_timeout),
+        server::router_with_timeout(
+            Arc::clone(&finder),
+            bot.clone(),
+            config.server.request_timeout,
+        ),
         async move { stopping.cancelled().await },
     )
     .await;

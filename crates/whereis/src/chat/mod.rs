@@ -527,7 +527,10 @@ impl Reply<'_> {
 
 /// How old a message is, from its `created` time; `None` when unknown or in the future.
 fn message_age(created: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duration> {
-    chrono::Utc::now().signed_duration_since(created?).to_std().ok()
+    chrono::Utc::now()
+        .signed_duration_since(created?)
+        .to_std()
+        .ok()
 }
 
 fn self_service_failure(err: &SelfServiceError) -> String {

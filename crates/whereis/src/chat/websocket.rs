@@ -277,7 +277,10 @@ pub async fn catch_up(bot: &Arc<Bot>) -> Result<usize, WebexError> {
             message
                 .created_at()
                 .is_some_and(|at| at.timestamp_millis() >= since)
-                && !bot.is_own(message.person_id.as_deref(), message.person_email.as_deref())
+                && !bot.is_own(
+                    message.person_id.as_deref(),
+                    message.person_email.as_deref(),
+                )
         }));
     }
     missed.sort_by_key(|message| message.created_at());
@@ -314,7 +317,9 @@ pub async fn probe(
     let verdict = tokio::time::timeout(limit, async {
         while let Some(event) = received.recv().await {
             match event {
-                ListenerEvent::Connected { .. } => return Ok("websocket, connected and authorised".to_owned()),
+                ListenerEvent::Connected { .. } => {
+                    return Ok("websocket, connected and authorised".to_owned())
+                }
                 ListenerEvent::Disconnected { reason, .. } => return Err(reason),
                 ListenerEvent::GaveUp(err) => return Err(err.to_string()),
                 ListenerEvent::Post(_) => {}
