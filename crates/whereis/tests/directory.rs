@@ -861,6 +861,55 @@ async fn ldap_wrong_password_or_base_is_unavailable_without_the_password() {
     }
 }
 
+/// `check-config` binds and searches; a refused bind is named without the password, and lookups by
+/// username still work while the directory refuses whereis.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_binds_and_searches_and_a_refused_bind_degrades() {
+    let Some(server) = Slapd::start(false).await else {
+        return;
+    };
+    let office = common::Office::start().await;
+    let config_with = |file: &str, password: &str| {
+        std::fs::write(office.dir.path().join(format!("{file}.pw")), password).unwrap();
+        let lookup = format!(
+            "{}\n\n[directory]\nkind = \"ldap\"\nurl = {:?}\nbase_dn = \"ou=people,dc=example,dc=com\"\nbind_dn = {BIND_DN:?}\nbind_password_file = \"{file}.pw\"\n",
+            common::VARIANTS_AND_TIMEOUTS,
+            server.url
+        );
+        office.config(file, &lookup, &office.all_sources())
+    };
+    let good = config_with("good.toml", BIND_PASSWORD);
+    let out = common::whereis(&["check-config", "--config", common::path_str(&good)]).await;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("directory") && report.contains("ldap (bound and searched)"),
+        "{report}"
+    );
+
+    let wrong = "refused-pw-8812";
+    let bad = config_with("bad.toml", wrong);
+    let out = common::whereis(&["check-config", "--config", common::path_str(&bad)]).await;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let line = report
+        .lines()
+        .find(|l| l.contains("directory"))
+        .unwrap_or_default();
+    assert!(line.contains("FAIL") && line.contains("invalid credentials"), "{report}");
+    assert!(line.contains(BIND_DN), "{report}");
+    assert!(!report.contains(wrong), "{report}");
+
+    let (code, doc) = common::find_json("asmith", &bad).await;
+    assert_eq!(code, 0, "{doc:#}");
+    assert!(
+        doc["directory_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid credentials") && !e.contains(wrong)),
+        "{doc:#}"
+    );
+}
+
 #[tokio::test]
 async fn ldap_over_tls_and_starttls_with_a_ca_file() {
     let Some(server) = Slapd::start(true).await else {
