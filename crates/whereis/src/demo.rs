@@ -35,8 +35,8 @@ const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
 /// Who the local chat speaks as by default.
 const DEMO_REQUESTER: &str = "jane.doe@example.com";
 
-/// Writes a configuration for `simulator` (and the Webex double at `webex_api`, if any) into `dir`
-/// (secrets in files beside it) and returns its path.
+/// Writes a configuration for `simulator` (and the Webex double, if any) into `dir`, with secrets in
+/// files beside it and a directory of the scenario's people, and returns its path.
 pub fn write_config(
     simulator: &Simulator,
     webex: Option<&WebexDouble>,
@@ -59,6 +59,24 @@ pub fn write_config(
             device = webex.device_url(),
         )?;
     }
+    // A directory of the scenario's people (Jane Doe is jane.doe@example.com): full names work,
+    // and each chat requester's email maps to their username.
+    let mut people = String::from("username,display_name,email\n");
+    for person in &simulator.scenario().people {
+        let email = format!(
+            "{}@example.com",
+            crate::directory::names::fold(&person.display_name).replace(' ', ".")
+        );
+        let _ = writeln!(
+            people,
+            "{},\"{}\",{email}",
+            person.username,
+            person.display_name.replace('"', "\"\"")
+        );
+    }
+    std::fs::write(dir.join("people.csv"), people)
+        .with_context(|| format!("cannot write {}", dir.join("people.csv").display()))?;
+    text.push_str("\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n");
     for (i, server) in simulator.servers().iter().enumerate() {
         let secret = format!("{}.password", server.name());
         write_private(&dir.join(&secret), server.password())?;

@@ -896,7 +896,10 @@ async fn check_config_binds_and_searches_and_a_refused_bind_degrades() {
         .lines()
         .find(|l| l.contains("directory"))
         .unwrap_or_default();
-    assert!(line.contains("FAIL") && line.contains("invalid credentials"), "{report}");
+    assert!(
+        line.contains("FAIL") && line.contains("invalid credentials"),
+        "{report}"
+    );
     assert!(line.contains(BIND_DN), "{report}");
     assert!(!report.contains(wrong), "{report}");
 
