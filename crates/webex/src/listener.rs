@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{parse_envelope, resolve_message_id, uuid_of_rest_id, Activity};
 use crate::client::{millis, WebexClient};
-use crate::device::{Device, DeviceService, NewDevice, DEFAULT_U2C_BASE};
+use crate::device::{Device, DeviceService, NewDevice, DEFAULT_DEVICE_SERVICE, DEFAULT_U2C_BASE};
 use crate::error::WebexError;
 use crate::origin::check_trusted;
 use crate::transport::{open, Dialer, DirectDialer, Handshake, OpenError, Socket, Tls};
@@ -134,6 +134,8 @@ pub struct ListenerConfig {
     pub u2c_base: String,
     /// The device service's URL; when set, U2C is not asked.
     pub device_service: Option<String>,
+    /// The device service used when U2C cannot say (default [`DEFAULT_DEVICE_SERVICE`]).
+    pub fallback_device_service: String,
     /// The bot's identity; `None` asks `GET /people/me`.
     pub bot: Option<BotIdentity>,
     /// Timings and limits.
@@ -151,6 +153,7 @@ impl ListenerConfig {
             device_name: device_name.into(),
             u2c_base: DEFAULT_U2C_BASE.into(),
             device_service: None,
+            fallback_device_service: DEFAULT_DEVICE_SERVICE.into(),
             bot: None,
             settings: ListenerSettings::default(),
             dialer: Arc::new(DirectDialer),
@@ -165,6 +168,7 @@ impl fmt::Debug for ListenerConfig {
             .field("device_name", &self.device_name)
             .field("u2c_base", &self.u2c_base)
             .field("device_service", &self.device_service)
+            .field("fallback_device_service", &self.fallback_device_service)
             .field("bot", &self.bot)
             .field("settings", &self.settings)
             .field("custom_tls", &self.tls.is_some())
@@ -517,7 +521,24 @@ impl Listener {
                 let found = match &self.config.device_service {
                     Some(url) => DeviceService::new(self.client.clone(), url),
                     None => {
-                        DeviceService::discover(self.client.clone(), &self.config.u2c_base).await
+                        match DeviceService::discover(self.client.clone(), &self.config.u2c_base)
+                            .await
+                        {
+                            // A rejected token is not the catalog's fault.
+                            Err(err @ WebexError::Unauthorized { .. }) => Err(err),
+                            Err(err) => {
+                                tracing::warn!(
+                                    error = %err,
+                                    fallback = self.config.fallback_device_service.as_str(),
+                                    "the U2C catalog did not name the device service; using the default"
+                                );
+                                DeviceService::new(
+                                    self.client.clone(),
+                                    &self.config.fallback_device_service,
+                                )
+                            }
+                            found => found,
+                        }
                     }
                 };
                 let devices =

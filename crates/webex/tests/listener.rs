@@ -188,6 +188,21 @@ async fn registers_a_device_when_none_has_its_name() {
 }
 
 #[tokio::test]
+async fn without_a_catalog_the_default_device_service_is_used() {
+    let stand = Stand::start().await;
+    // A U2C base where nothing answers the catalog (404): the fallback device service is used.
+    let config = ListenerConfig {
+        u2c_base: format!("{}/nowhere/u2c", stand.api_base()),
+        fallback_device_service: stand.device_service(),
+        ..config(&stand)
+    };
+    let mut running = start(&stand, config);
+    running.connected().await;
+    stand.with(|r| assert_eq!(r.registered_names, vec![DEVICE]));
+    running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn registration_waits_out_429() {
     let stand = Stand::start().await;
     stand.with(|r| {
