@@ -155,8 +155,10 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         let now = state.borrow().clone();
         anyhow::bail!("the bot did not connect to the Webex double's websocket: {now:?}");
     }
+    // Kept until the end: the bot deletes its device there when it stops.
+    let webex = Arc::new(webex);
     let chat = LocalChat {
-        webex: Arc::new(webex),
+        webex: Arc::clone(&webex),
         bot: Arc::clone(&bot),
         files: dir.path().join("chat"),
     };
@@ -171,6 +173,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let served = server::serve(listener, router, async move { stopping.cancelled().await }).await;
     shutdown.cancel();
     crate::cli::wind_down(Some(&bot), &finder, Some(websocket)).await;
+    drop(webex);
     simulator.shutdown().await;
     served?;
     Ok(())
