@@ -233,7 +233,7 @@ async fn on_event(bot: &Arc<Bot>, event: ListenerEvent, state: &watch::Sender<We
 }
 
 /// Answers what was said to the bot while it was away: messages created at or after the last one
-/// handled (within [`CATCH_UP_HORIZON_MS`]), in rooms active since, oldest first. Nothing is
+/// handled (at most a day back), in rooms active since, oldest first. Nothing is
 /// answered twice: every message is claimed like a delivery.
 pub async fn catch_up(bot: &Arc<Bot>) -> Result<usize, WebexError> {
     let store = bot.finder().privacy().store();
