@@ -1,24 +1,20 @@
-//! Subcommands (DESIGN.md §3.1). Exit status is a contract, like grep's: 0 found, 1 not found,
+//! Subcommands (README.md lists them). Exit status is a contract, like grep's: 0 found, 1 not found,
 //! 2 error (bad config, bad input, every source failed).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use crate::chat::Bot;
+use crate::chat::registration::Registration;
 use crate::config::{Config, WebexConfig, WebexMode};
 use crate::directory::Directory;
-use crate::lookup::{FindError, FindReport, Finder, MapInfo, Outcome};
+use crate::lookup::{FindError, Finder};
 use crate::privacy::{Channel, Refusal, Requester};
+use crate::report::{FindReport, MapInfo, Outcome};
 use crate::store::{AuditFilter, Store};
-use crate::{demo, server};
 use url::Url;
 use whereis_floormap::MapError;
 use whereis_location::{HttpSource, LocationSource};
@@ -115,11 +111,15 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print a commented starter configuration: `whereis-bot init > whereis.toml`, fill in what
+    /// `check-config --config whereis.toml` asks for.
+    Init,
     /// Run everything with built-in simulated location servers: no Cisco gear needed.
+    #[cfg(feature = "demo")]
     Demo {
         /// Address of the HTTP server (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
     },
     /// Webex set-up.
     Webex {
@@ -127,6 +127,7 @@ enum Command {
         command: WebexCommand,
     },
     /// Run the simulated location servers of a scenario file.
+    #[cfg(feature = "demo")]
     Sim {
         /// Scenario file (TOML).
         #[arg(long)]
@@ -134,7 +135,7 @@ enum Command {
         /// Address of the first server; the others take the following ports (default: free ports
         /// on 127.0.0.1).
         #[arg(long)]
-        listen: Option<SocketAddr>,
+        listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -238,8 +239,14 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             self_service(&config, &requester, SelfService::WhoLooked).await
         }
         Command::CheckConfig { config } => check_config(&config).await,
-        Command::Serve { config } => serve(&config).await.map(|()| EXIT_FOUND),
-        Command::Demo { listen } => demo::run(listen).await.map(|()| EXIT_FOUND),
+        Command::Serve { config } => crate::service::serve(&config).await.map(|()| EXIT_FOUND),
+        Command::Init => {
+            print!("{}", crate::config::STARTER);
+            Ok(EXIT_FOUND)
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo { listen } => crate::demo::run(listen).await.map(|()| EXIT_FOUND),
+        #[cfg(feature = "demo")]
         Command::Sim { scenario, listen } => sim(&scenario, listen).await.map(|()| EXIT_FOUND),
         Command::Webex {
             command: WebexCommand::Register { config },
@@ -574,115 +581,6 @@ fn check_webhook_mode(config: &Config, webex: &WebexConfig) -> Result<String, St
     }
 }
 
-async fn serve(path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
-    if let Some(webex) = &config.webex {
-        if webex.mode == WebexMode::Webhook
-            && webex.webhook_secret.is_none()
-            && !webex.allow_unsigned_webhooks
-        {
-            anyhow::bail!(
-                "{}: [webex] receives webhooks but has no webhook secret, so anyone could post \
-                 messages as anyone: set webhook_secret_env or webhook_secret_file (or, knowingly, \
-                 allow_unsigned_webhooks = true)",
-                path.display()
-            );
-        }
-    }
-    let finder = Finder::from_config(&config)
-        .await
-        .with_context(|| format!("{}: cannot start", path.display()))?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, sources = config.sources.len(), "whereis serving");
-    let finder = Arc::new(finder);
-    let bot = match config.webex.clone() {
-        Some(webex) => Some(Arc::new(
-            Bot::connect(
-                webex,
-                config.privacy.clone(),
-                &config.network,
-                Arc::clone(&finder),
-            )
-            .await
-            .context("cannot start the Webex bot")?,
-        )),
-        None => None,
-    };
-    // Audit retention and old webhook ids: purged now and every hour.
-    let privacy = Arc::clone(finder.privacy());
-    tokio::spawn(async move {
-        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            every_hour.tick().await;
-            match privacy.purge().await {
-                Ok(purged) => tracing::info!(purged, "audit retention applied"),
-                Err(err) => tracing::warn!(error = %err, "audit purge failed"),
-            }
-        }
-    });
-    let shutdown = CancellationToken::new();
-    let websocket = match (&bot, config.webex.as_ref().map(|w| w.mode)) {
-        (Some(bot), Some(WebexMode::Websocket)) => Some(
-            crate::chat::websocket::spawn(
-                Arc::clone(bot),
-                config.network.clone(),
-                shutdown.clone(),
-            )
-            .0,
-        ),
-        _ => None,
-    };
-    // Operators and scripts read this line (with `listen = "…:0"` it is the only way to learn the port).
-    println!("whereis listening on http://{address}");
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        stop.cancel();
-    });
-    let stopping = shutdown.clone();
-    let served = server::serve(
-        listener,
-        server::router_with_timeout(
-            Arc::clone(&finder),
-            bot.clone(),
-            config.server.request_timeout,
-        ),
-        async move { stopping.cancelled().await },
-    )
-    .await;
-    shutdown.cancel();
-    wind_down(bot.as_deref(), &finder, websocket).await;
-    served?;
-    Ok(())
-}
-
-/// After the listener closed: the websocket is closed (and its device deleted), the replies being
-/// worked on are finished, the notifications sent — each within a bound.
-pub(crate) async fn wind_down(
-    bot: Option<&Bot>,
-    finder: &Finder,
-    websocket: Option<tokio::task::JoinHandle<Result<(), whereis_webex::WebexError>>>,
-) {
-    if let Some(task) = websocket {
-        if tokio::time::timeout(crate::chat::websocket::SHUTDOWN_GRACE, task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the Webex websocket did not close in time");
-        }
-    }
-    if let Some(bot) = bot {
-        bot.finish(REPLY_GRACE).await;
-    }
-    finder.flush(NOTIFY_GRACE).await;
-}
-
-/// How long a shutdown waits for the replies being worked on.
-const REPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
-
 async fn audit(
     path: &Path,
     target: Option<String>,
@@ -706,27 +604,10 @@ async fn audit(
         })
         .await?;
     for entry in &entries {
-        let when = chrono::DateTime::from_timestamp(entry.at, 0)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| entry.at.to_string());
         if json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "at": when, "requester": entry.requester, "target": entry.target,
-                    "channel": entry.channel, "outcome": entry.outcome.as_str(),
-                    "sources": entry.sources, "found_by": entry.found_by, "devices": entry.devices,
-                })
-            );
+            println!("{}", crate::privacy::audit_json(entry));
         } else {
-            println!(
-                "{when}  {:<28} {:<16} {:<5} {:<13} {}",
-                entry.requester,
-                entry.target,
-                entry.channel,
-                entry.outcome.as_str(),
-                entry.sources.join(",")
-            );
+            println!("{}", crate::privacy::audit_line(entry));
         }
     }
     if !json {
@@ -735,29 +616,10 @@ async fn audit(
     Ok(EXIT_FOUND)
 }
 
-/// `30m`, `12h`, `7d` back from `now`, or a date `2026-11-01` (UTC midnight).
 fn parse_since(text: &str, now: i64) -> anyhow::Result<i64> {
-    let text = text.trim();
-    let unit = |suffix: char, seconds: i64| -> Option<i64> {
-        text.strip_suffix(suffix)?
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(|n| now - n.saturating_mul(seconds))
-    };
-    if let Some(at) = unit('m', 60)
-        .or_else(|| unit('h', 3600))
-        .or_else(|| unit('d', 86_400))
-    {
-        return Ok(at);
-    }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp())
-        .with_context(|| {
-            format!("--since {text:?}: give a duration like 7d, 12h, 30m or a date like 2026-11-01")
-        })
+    crate::privacy::parse_since(text, now).with_context(|| {
+        format!("--since {text:?}: give a duration like 7d, 12h, 30m or a date like 2026-11-01")
+    })
 }
 
 async fn stats(path: &Path) -> anyhow::Result<u8> {
@@ -779,9 +641,6 @@ async fn stats(path: &Path) -> anyhow::Result<u8> {
     }
     Ok(EXIT_FOUND)
 }
-
-/// Name of the webhook whereis registers.
-pub const WEBHOOK_NAME: &str = "whereis";
 
 async fn register_webhook(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
@@ -808,53 +667,28 @@ async fn register_webhook(path: &Path) -> anyhow::Result<()> {
     if secret.is_none() {
         eprintln!("warning: no webhook secret configured: deliveries will not be verified");
     }
-    let hooks = client.webhooks().await?;
-    let mine: Vec<_> = hooks
-        .iter()
-        .filter(|hook| {
-            hook.resource == "messages"
-                && (hook.target_url == target_url || hook.name == WEBHOOK_NAME)
-        })
-        .collect();
-    match mine.first() {
-        Some(existing) => {
-            let updated = client
-                .update_webhook(
-                    &existing.id,
-                    &whereis_webex::UpdateWebhook {
-                        name: WEBHOOK_NAME.to_owned(),
-                        target_url: target_url.clone(),
-                        secret,
-                        status: Some("active".to_owned()),
-                    },
-                )
-                .await?;
-            println!("updated webhook {} → {}", updated.id, updated.target_url);
-            if mine.len() > 1 {
+    match crate::chat::registration::register_webhook(&client, &target_url, secret).await? {
+        Registration::Created { id, target_url } => {
+            println!("created webhook {id} → {target_url}");
+        }
+        Registration::Updated {
+            id,
+            target_url,
+            duplicates,
+        } => {
+            println!("updated webhook {id} → {target_url}");
+            if duplicates > 0 {
                 println!(
-                    "note: {} other whereis webhooks exist; delete them in Webex to avoid double deliveries",
-                    mine.len() - 1
+                    "note: {duplicates} other whereis webhooks exist; delete them in Webex to avoid double deliveries"
                 );
             }
-        }
-        None => {
-            let created = client
-                .create_webhook(&whereis_webex::NewWebhook {
-                    name: WEBHOOK_NAME.to_owned(),
-                    target_url: target_url.clone(),
-                    resource: "messages".to_owned(),
-                    event: "created".to_owned(),
-                    filter: None,
-                    secret,
-                })
-                .await?;
-            println!("created webhook {} → {}", created.id, created.target_url);
         }
     }
     Ok(())
 }
 
-async fn sim(scenario: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+#[cfg(feature = "demo")]
+async fn sim(scenario: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let scenario = whereis_sim::Scenario::from_file(scenario)?;
     let simulator = match listen {
         Some(addr) => {
@@ -874,31 +708,7 @@ async fn sim(scenario: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         );
     }
     println!("Ctrl-C to stop.");
-    shutdown_signal().await;
+    crate::shutdown::signal().await;
     simulator.shutdown().await;
     Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

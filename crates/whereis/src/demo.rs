@@ -24,7 +24,6 @@ use crate::chat::websocket::{self, WebsocketState};
 use crate::chat::Bot;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::shutdown_signal;
 use crate::config::Config;
 use crate::lookup::Finder;
 use crate::server;
@@ -164,15 +163,17 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     };
     let router = server::router(Arc::clone(&finder), Some(Arc::clone(&bot))).merge(chat.router());
     println!("{}", instructions(&simulator, address, &config_path));
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        stop.cancel();
-    });
+    crate::shutdown::on_signals(shutdown.clone());
     let stopping = shutdown.clone();
     let served = server::serve(listener, router, async move { stopping.cancelled().await }).await;
     shutdown.cancel();
-    crate::cli::wind_down(Some(&bot), &finder, Some(websocket)).await;
+    crate::service::wind_down(
+        Some(&bot),
+        &finder,
+        Some(websocket),
+        std::time::Duration::from_secs(crate::config::DEFAULT_SHUTDOWN_GRACE_SECONDS),
+    )
+    .await;
     drop(webex);
     simulator.shutdown().await;
     served?;

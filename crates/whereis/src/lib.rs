@@ -2,21 +2,30 @@
 //!
 //! The binary's library half, so that integration tests can start the real server in-process:
 //! - [`config`]: the TOML configuration, validated with file/line/key errors; secrets from env/files.
-//! - [`lookup`]: one lookup for every channel ([`lookup::Finder`]) and its JSON/text answer.
-//! - [`server`]: the HTTP routes of `serve` and `demo`.
-//! - [`chat`]: the Webex bot: webhook intake, commands, replies with maps.
-//! - [`privacy`]: opt-outs and counters, enforced the same way on every channel.
-//! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`).
+//! - [`lookup`]: one lookup for every channel ([`lookup::Finder`]); [`report`]: its JSON/text answer.
+//! - [`privacy`]: opt-outs, the rate limit and the audit log, enforced the same way on every channel.
+//! - [`server`]: the HTTP routes of `serve` and `demo` (API, webhooks, health, metrics).
+//! - [`chat`]: the Webex bot: webhook and websocket intake, commands, replies with maps.
+//! - [`service`]: `serve` as a long-running service: wiring, background tasks, graceful stop;
+//!   [`health`]: readiness; [`metrics`]: the Prometheus exporter; [`shutdown`]: signals.
+//! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`, …).
 
 pub mod chat;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod directory;
+pub mod health;
 pub mod lookup;
+pub mod metrics;
 pub mod privacy;
+pub mod report;
 pub mod server;
-pub mod store;
+pub mod service;
+pub mod shutdown;
+
+pub use whereis_directory as directory;
+pub use whereis_store as store;
 
 /// The Webex REST client for `[webex]`: the bot's token, its connections routed by `network`.
 pub fn webex_client(

@@ -1,14 +1,12 @@
 //! One lookup, the same for the CLI, the HTTP API and chat: resolve who is meant (directory), apply the
-//! privacy rules, ask the Locator, write the audit log, and shape the answer ([`FindReport`]) as JSON
-//! (DESIGN.md §3.2) or as text for people.
+//! privacy rules, ask the Locator, write the audit log; the answer is a [`FindReport`]
+//! ([`crate::report`]).
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use whereis_floormap::{DeviceMap, FloorMaps, MapError, MarkerPosition};
 use whereis_location::{
-    Device, HttpSource, InvalidUsername, LocationSource, Locator, SourceError, SourceFailure,
-    Username,
+    Device, HttpSource, InvalidUsername, LocationSource, Locator, SourceError, Username,
 };
 
 use tokio_util::task::TaskTracker;
@@ -17,6 +15,7 @@ use whereis_webex::{NewMessage, RetryPolicy, WebexClient};
 use crate::config::Config;
 use crate::directory::{Directory, Entry, Resolution};
 use crate::privacy::{now, Channel, Privacy, Refusal, Requester};
+use crate::report::{DeviceReport, FindReport, Outcome, Person};
 use crate::store::{AuditEntry, Outcome as AuditOutcome, Store};
 
 /// The lookup service: the Locator over every configured source, the floor maps, the directory, and
@@ -127,94 +126,6 @@ pub struct SetupError {
     pub error: SourceError,
 }
 
-/// Who was looked for.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Person {
-    /// The username the servers were asked about.
-    pub username: String,
-    /// Full name, when a directory knows it.
-    pub display_name: Option<String>,
-    /// Email, when a directory knows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-}
-
-/// The answer to one query (the `find --json` contract).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FindReport {
-    /// What was asked.
-    pub query: String,
-    /// Who that was taken to mean.
-    pub person: Person,
-    /// Devices, most recently seen first.
-    pub devices: Vec<DeviceReport>,
-    /// Sources that failed.
-    pub errors: Vec<SourceFailure>,
-    /// Why the directory could not be asked, when the query was looked up as a username without it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub directory_error: Option<String>,
-}
-
-/// One device of a report, with its map when maps were asked for.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeviceReport {
-    /// The device.
-    #[serde(flatten)]
-    pub device: Device,
-    /// The drawn map: absent when not asked for, `null` when it could not be drawn.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub map: Option<Option<MapInfo>>,
-    /// Why the map could not be drawn.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub map_error: Option<String>,
-}
-
-/// Where a drawn map is and where its marker sits (in the PNG's pixels).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MapInfo {
-    /// File written by `find --map-dir`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// URL served by the HTTP API.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// PNG width.
-    pub width: u32,
-    /// PNG height.
-    pub height: u32,
-    /// The marker's centre, `[x, y]` in pixels from the top-left.
-    pub marker: [u32; 2],
-    /// True when the position lay outside the floor and the marker was put on its edge.
-    pub clamped: bool,
-}
-
-impl DeviceReport {
-    /// Records a map (or why there is none).
-    pub fn set_map(&mut self, map: Result<MapInfo, MapError>) {
-        match map {
-            Ok(info) => {
-                self.map = Some(Some(info));
-                self.map_error = None;
-            }
-            Err(err) => {
-                self.map = Some(None);
-                self.map_error = Some(err.to_string());
-            }
-        }
-    }
-}
-
-/// How a lookup ended, for exit codes and HTTP statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// At least one device.
-    Found,
-    /// No device, and at least one source answered.
-    NotFound,
-    /// No device, and every source failed: the answer is not trustworthy.
-    AllSourcesFailed,
-}
-
 impl Finder {
     /// Builds one HTTP source (and connection pool) per configured server.
     pub async fn from_config(config: &Config) -> Result<Finder, StartError> {
@@ -322,6 +233,36 @@ impl Finder {
     /// Looks a person up on every source, under the privacy rules: allowed domain, opt-out, rate
     /// limit, audit, and `notify_target` — the same for every channel.
     pub async fn find(&self, query: &str, requester: &Requester) -> Result<FindReport, FindError> {
+        let result = self.find_under_rules(query, requester).await;
+        let outcome = match &result {
+            Ok(report) => match self.outcome(report) {
+                Outcome::Found => "found",
+                Outcome::NotFound => "not_found",
+                Outcome::AllSourcesFailed => "failed",
+            },
+            Err(FindError::Refused(Refusal::OptedOut(_))) => "opted_out",
+            Err(FindError::Refused(Refusal::RateLimited(_))) => "rate_limited",
+            Err(FindError::Refused(Refusal::StoreUnavailable(_))) => "store_unavailable",
+            Err(FindError::NotAllowed(_)) => "not_allowed",
+            Err(FindError::Ambiguous { .. }) => "ambiguous",
+            Err(FindError::NoSuchPerson(_)) => "no_such_person",
+            Err(FindError::BadQuery(_)) => "bad_query",
+            Err(FindError::DirectoryUnavailable(_)) => "directory_unavailable",
+        };
+        metrics::counter!(
+            crate::metrics::LOOKUPS,
+            "channel" => requester.channel.as_str(),
+            "outcome" => outcome
+        )
+        .increment(1);
+        result
+    }
+
+    async fn find_under_rules(
+        &self,
+        query: &str,
+        requester: &Requester,
+    ) -> Result<FindReport, FindError> {
         if !self.allowed(requester) {
             self.privacy
                 .refuse(requester, query.trim(), AuditOutcome::NotAllowed)
@@ -541,194 +482,5 @@ impl Finder {
         } else {
             Outcome::NotFound
         }
-    }
-}
-
-impl FindReport {
-    /// The answer as people read it: one line per device, then the failed sources.
-    pub fn to_text(&self) -> String {
-        let who = &self.person.username;
-        let mut lines = Vec::new();
-        match self.devices.len() {
-            0 => lines.push(format!("{who} was not found on any location server.")),
-            1 => {}
-            n => lines.push(format!("{who} has {n} devices:")),
-        }
-        for report in &self.devices {
-            let prefix = if self.devices.len() > 1 { "- " } else { "" };
-            lines.push(format!("{prefix}{}", describe_device(who, &report.device)));
-            match (&report.map, &report.map_error) {
-                (
-                    Some(Some(MapInfo {
-                        path: Some(path),
-                        clamped,
-                        ..
-                    })),
-                    _,
-                ) => {
-                    let note = if *clamped {
-                        " (the reported position lies outside the floor; marked at its edge)"
-                    } else {
-                        ""
-                    };
-                    lines.push(format!("  map: {path}{note}"));
-                }
-                (_, Some(error)) => lines.push(format!("  map unavailable: {error}")),
-                _ => {}
-            }
-        }
-        for failure in &self.errors {
-            lines.push(format!(
-                "Note: {} did not answer: {}",
-                failure.source, failure.error
-            ));
-        }
-        if let Some(error) = &self.directory_error {
-            lines.push(format!(
-                "Note: the directory is unavailable ({error}); {who} was looked up as a username."
-            ));
-        }
-        lines.join("\n")
-    }
-}
-
-/// "jdoe is ASSOCIATED to CORP in Building 5 on Level 3 (HQ), seen 12 s ago — 00:11:…, 10.0.0.7, via cmx-north"
-pub fn describe_device(who: &str, device: &Device) -> String {
-    let mut text = format!("{who} is {}", device.status);
-    if let Some(ssid) = &device.ssid {
-        let link = if device.status == "ASSOCIATED" {
-            "to"
-        } else {
-            "on"
-        };
-        text.push_str(&format!(" {link} {ssid}"));
-    }
-    match (&device.building, &device.floor) {
-        (Some(building), Some(floor)) => text.push_str(&format!(" in {building} on {floor}")),
-        (Some(building), None) => text.push_str(&format!(" in {building}")),
-        _ if !device.hierarchy.is_empty() => text.push_str(&format!(" at {}", device.hierarchy)),
-        _ => text.push_str(" at an unnamed location"),
-    }
-    if let Some(campus) = &device.campus {
-        text.push_str(&format!(" ({campus})"));
-    }
-    match device.last_seen_seconds {
-        Some(age) if device.stale => {
-            text.push_str(&format!(", last seen {} ago (stale)", format_age(age)))
-        }
-        Some(age) => text.push_str(&format!(", seen {} ago", format_age(age))),
-        None => text.push_str(", last seen: unknown"),
-    }
-    let mut details = vec![device.mac.clone()];
-    details.extend(device.manufacturer.clone());
-    details.extend(device.ip.clone());
-    text.push_str(&format!(" — {}, via {}", details.join(", "), device.source));
-    text
-}
-
-/// "12 s", "5 min", "3 h", "2 days".
-pub fn format_age(seconds: u64) -> String {
-    match seconds {
-        0..=59 => format!("{seconds} s"),
-        60..=3599 => format!("{} min", seconds / 60),
-        3600..=172_799 => format!("{} h", seconds / 3600),
-        _ => format!("{} days", seconds / 86_400),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use whereis_location::{Api, Unit};
-
-    fn device() -> Device {
-        Device {
-            source: "cmx-north".into(),
-            api: Api::CmxV3,
-            mac: "00:11:22:33:44:55".into(),
-            identity: Some("CORP\\jdoe".into()),
-            ip: Some("10.0.0.7".into()),
-            ssid: Some("CORP".into()),
-            status: "ASSOCIATED".into(),
-            hierarchy: "HQ>Building 5>Level 3".into(),
-            campus: Some("HQ".into()),
-            building: Some("Building 5".into()),
-            floor: Some("Level 3".into()),
-            x: 1.0,
-            y: 2.0,
-            unit: Unit::Feet,
-            floor_width: None,
-            floor_length: None,
-            last_seen_seconds: Some(12),
-            confidence: None,
-            stale: false,
-            manufacturer: None,
-            floor_ref_id: None,
-            floor_plan: None,
-            priority: 0,
-        }
-    }
-
-    fn report() -> DeviceReport {
-        DeviceReport {
-            device: device(),
-            map: None,
-            map_error: None,
-        }
-    }
-
-    #[test]
-    fn one_device_sentence() {
-        assert_eq!(
-            describe_device("jdoe", &device()),
-            "jdoe is ASSOCIATED to CORP in Building 5 on Level 3 (HQ), seen 12 s ago — 00:11:22:33:44:55, 10.0.0.7, via cmx-north"
-        );
-    }
-
-    #[test]
-    fn stale_and_probing() {
-        let mut d = device();
-        d.status = "PROBING".into();
-        d.stale = true;
-        d.last_seen_seconds = Some(7200);
-        let text = describe_device("jdoe", &d);
-        assert!(
-            text.starts_with("jdoe is PROBING on CORP in Building 5"),
-            "{text}"
-        );
-        assert!(text.contains("last seen 2 h ago (stale)"), "{text}");
-    }
-
-    #[test]
-    fn report_text() {
-        let report = FindReport {
-            query: "jdoe".into(),
-            person: Person {
-                username: "jdoe".into(),
-                display_name: None,
-                email: None,
-            },
-            devices: vec![report(), report()],
-            errors: vec![SourceFailure {
-                source: "mse".into(),
-                error: "timed out after 2000 ms".into(),
-            }],
-            directory_error: None,
-        };
-        let text = report.to_text();
-        assert!(text.starts_with("jdoe has 2 devices:\n- jdoe is"), "{text}");
-        assert!(
-            text.ends_with("Note: mse did not answer: timed out after 2000 ms"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn ages() {
-        assert_eq!(format_age(0), "0 s");
-        assert_eq!(format_age(59), "59 s");
-        assert_eq!(format_age(61), "1 min");
-        assert_eq!(format_age(3600), "1 h");
-        assert_eq!(format_age(200_000), "2 days");
     }
 }

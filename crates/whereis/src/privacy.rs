@@ -13,6 +13,9 @@
 //! instances, never get more, and a check costs the same however large the audit log grows.
 
 use std::fmt;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::PrivacyConfig;
 use crate::store::{AuditEntry, AuditFilter, Outcome, Reservation, Store, StoreError, StoreStats};
@@ -149,8 +152,16 @@ impl Privacy {
             .store
             .reserve_lookup(&requester.id, limit, now_ms())
             .await
-            .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+            .map_err(|e| {
+                store_error(&e);
+                Refusal::StoreUnavailable(e.to_string())
+            })?;
         if reservation == Reservation::Refused {
+            metrics::counter!(
+                crate::metrics::RATE_LIMIT_REFUSALS,
+                "channel" => requester.channel.as_str()
+            )
+            .increment(1);
             self.refuse(requester, &target, Outcome::RateLimited).await;
             return Err(Refusal::RateLimited(limit));
         }
@@ -244,6 +255,90 @@ impl Privacy {
         self.store.purge_rate_limits(now_ms()).await?;
         Ok(purged)
     }
+
+    /// Applies [`Privacy::purge`] now and every [`PURGE_INTERVAL`] until `stop`.
+    pub fn spawn_purge(self: Arc<Self>, stop: CancellationToken) {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                match self.purge().await {
+                    Ok(purged) => tracing::info!(purged, "audit retention applied"),
+                    Err(err) => {
+                        store_error(&err);
+                        tracing::warn!(error = %err, "audit purge failed");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How often audit retention and the other purges run.
+pub const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Counts a store failure for `/metrics`.
+pub fn store_error(err: &StoreError) {
+    let kind = match err {
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Migration(_) => "migration",
+        StoreError::Query(_) => "query",
+    };
+    metrics::counter!(crate::metrics::STORE_ERRORS, "kind" => kind).increment(1);
+}
+
+/// One audit row as the `audit` command prints it: time, requester, target, channel, outcome,
+/// sources.
+pub fn audit_line(entry: &AuditEntry) -> String {
+    format!(
+        "{}  {:<28} {:<16} {:<5} {:<13} {}",
+        audit_time(entry.at),
+        entry.requester,
+        entry.target,
+        entry.channel,
+        entry.outcome.as_str(),
+        entry.sources.join(",")
+    )
+}
+
+/// One audit row as `audit --json` prints it (one JSON document per line).
+pub fn audit_json(entry: &AuditEntry) -> serde_json::Value {
+    serde_json::json!({
+        "at": audit_time(entry.at), "requester": entry.requester, "target": entry.target,
+        "channel": entry.channel, "outcome": entry.outcome.as_str(),
+        "sources": entry.sources, "found_by": entry.found_by, "devices": entry.devices,
+    })
+}
+
+fn audit_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// `30m`, `12h`, `7d` back from `now`, or a date `2026-11-01` (UTC midnight); `None` when it is
+/// neither.
+pub fn parse_since(text: &str, now: i64) -> Option<i64> {
+    let text = text.trim();
+    let unit = |suffix: char, seconds: i64| -> Option<i64> {
+        text.strip_suffix(suffix)?
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| now - n.saturating_mul(seconds))
+    };
+    unit('m', 60)
+        .or_else(|| unit('h', 3600))
+        .or_else(|| unit('d', 86_400))
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp())
+        })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The HTTP server of `serve` and `demo`: the JSON lookup API and health checks (DESIGN.md §3.4).
+//! The HTTP server of `serve` and `demo`: the JSON lookup API, webhooks,
+//! health, readiness and metrics.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,10 +20,10 @@ use tower_http::timeout::TimeoutLayer;
 use whereis_location::Device;
 
 use crate::chat::{Bot, Intake};
-use crate::lookup::{
-    DeviceReport, FindError, Finder, IdentityError, MapInfo, Outcome, SelfServiceError,
-};
+use crate::health::Health;
+use crate::lookup::{FindError, Finder, IdentityError, SelfServiceError};
 use crate::privacy::{Channel, Refusal, Requester};
+use crate::report::{DeviceReport, MapInfo, Outcome};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct AppState {
     map_requests: moka::sync::Cache<String, Arc<Device>>,
     /// Map id → drawn PNG.
     drawn: moka::future::Cache<String, Arc<Vec<u8>>>,
+    /// What `/readyz` reports.
+    health: Arc<Health>,
 }
 
 /// Who asks through the API: set by the authenticating proxy in front of whereis (default `api`).
@@ -55,9 +58,42 @@ pub fn router_with_timeout(
     bot: Option<Arc<Bot>>,
     request_timeout: Duration,
 ) -> Router {
+    let health = Arc::new(Health::new(
+        finder.locator().sources().iter().map(|s| s.name()),
+    ));
+    router_with(
+        finder,
+        bot,
+        RouterOptions {
+            request_timeout,
+            health,
+            metrics: true,
+        },
+    )
+}
+
+/// How `serve` sets up its routes.
+pub struct RouterOptions {
+    /// Each request is answered 503 when not done within this.
+    pub request_timeout: Duration,
+    /// What `/readyz` reports.
+    pub health: Arc<Health>,
+    /// Serve `/metrics` on this router (false when `[server] metrics_listen` gives it its own).
+    pub metrics: bool,
+}
+
+/// The routes of `serve`.
+pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOptions) -> Router {
+    let RouterOptions {
+        request_timeout,
+        health,
+        metrics,
+    } = options;
+    let store_gauges = StoreGauges(finder.privacy().store().clone());
     let state = AppState {
         finder,
         bot,
+        health,
         map_requests: moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(MAP_URL_LIFETIME)
@@ -70,13 +106,14 @@ pub fn router_with_timeout(
             .time_to_live(MAP_URL_LIFETIME)
             .build(),
     };
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/locate", get(locate))
         .route("/api/v1/maps/{file}", get(map_png))
         .route("/api/v1/me/optout", post(me_opt_out))
         .route("/api/v1/me/optin", post(me_opt_in))
         .route("/api/v1/me/lookups", get(me_lookups))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route(
             "/webhooks/webex",
             post(webex_webhook).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
@@ -86,7 +123,52 @@ pub fn router_with_timeout(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ))
-        .with_state(state)
+        .with_state(state);
+    if metrics {
+        router.merge(metrics_router(store_gauges))
+    } else {
+        router
+    }
+}
+
+/// `/metrics` alone, for `[server] metrics_listen` (or merged into the main routes).
+pub fn metrics_router(store: StoreGauges) -> Router {
+    // Installing the exporter here means every series recorded from now on is collected.
+    crate::metrics::exporter();
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .with_state(store)
+}
+
+/// The store whose pool `/metrics` reports.
+#[derive(Clone)]
+pub struct StoreGauges(pub crate::store::Store);
+
+/// `GET /metrics`: every series in the Prometheus text format.
+async fn metrics_text(State(StoreGauges(store)): State<StoreGauges>) -> Response {
+    let (in_use, idle) = store.connections();
+    metrics::gauge!(crate::metrics::STORE_CONNECTIONS, "state" => "in_use").set(in_use);
+    metrics::gauge!(crate::metrics::STORE_CONNECTIONS, "state" => "idle").set(idle);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 when the store answers (the instance can serve lookups), else 503; either way
+/// a JSON document with the store, each source's last probe and each stream's state.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let readiness = state.health.readiness(state.finder.privacy().store()).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
 }
 
 /// Largest webhook body read (Webex's are a few hundred bytes).

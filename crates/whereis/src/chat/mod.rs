@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod mention;
+pub mod registration;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use whereis_webex::{
 };
 
 use crate::config::{PrivacyConfig, WebexConfig};
-use crate::lookup::{describe_device, FindError, Finder, SelfServiceError};
+use crate::lookup::{FindError, Finder, SelfServiceError};
 use crate::privacy::{Channel, Requester, WHO_LOOKED_WINDOW_DAYS};
+use crate::report::describe_device;
 use crate::store::{AuditEntry, StoreStats};
 pub use command::Command;
 
@@ -39,6 +41,9 @@ pub enum BotError {
     #[error("Webex: {0}")]
     Webex(#[from] WebexError),
 }
+
+/// Why a delivery of a message already claimed is ignored.
+const ALREADY_HANDLED: &str = "already handled";
 
 /// What to do with one webhook delivery.
 #[derive(Debug)]
@@ -63,7 +68,24 @@ pub struct Job {
     pub message_id: String,
     /// The sender's email as the delivery named it (the message itself is authoritative).
     pub sender_email: Option<String>,
-    _slot: OwnedSemaphorePermit,
+    _slot: QueueSlot,
+}
+
+/// A place in the work queue, counted in `whereis_bot_queue_depth` while held.
+#[derive(Debug)]
+struct QueueSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl QueueSlot {
+    fn new(permit: OwnedSemaphorePermit) -> QueueSlot {
+        metrics::gauge!(crate::metrics::BOT_QUEUE_DEPTH).increment(1.0);
+        QueueSlot(permit)
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::BOT_QUEUE_DEPTH).decrement(1.0);
+    }
 }
 
 /// How a message was claimed.
@@ -167,7 +189,10 @@ impl Bot {
     /// memory covers a store outage). A full queue claims nothing, so a later delivery still can.
     pub async fn claim(&self, message_id: &str, sender_email: Option<String>) -> Claim {
         match Arc::clone(&self.queue).try_acquire_owned() {
-            Ok(slot) => self.claim_with(slot, message_id, sender_email).await,
+            Ok(slot) => {
+                self.claim_with(QueueSlot::new(slot), message_id, sender_email)
+                    .await
+            }
             Err(_) => Claim::Busy,
         }
     }
@@ -176,14 +201,17 @@ impl Bot {
     /// delivered again later (the websocket, catch-up), whose source then simply waits.
     pub async fn claim_when_free(&self, message_id: &str, sender_email: Option<String>) -> Claim {
         match Arc::clone(&self.queue).acquire_owned().await {
-            Ok(slot) => self.claim_with(slot, message_id, sender_email).await,
+            Ok(slot) => {
+                self.claim_with(QueueSlot::new(slot), message_id, sender_email)
+                    .await
+            }
             Err(_) => Claim::Busy,
         }
     }
 
     async fn claim_with(
         &self,
-        slot: OwnedSemaphorePermit,
+        slot: QueueSlot,
         message_id: &str,
         sender_email: Option<String>,
     ) -> Claim {
@@ -238,6 +266,20 @@ impl Bot {
 
     /// Checks a delivery: signature (when a secret is configured), shape, retries, our own messages.
     pub async fn intake(&self, body: &[u8], signature: Option<&str>) -> Intake {
+        let intake = self.check_delivery(body, signature).await;
+        let result = match &intake {
+            Intake::Unauthorized => "unauthorized",
+            Intake::Malformed(_) => "malformed",
+            Intake::Ignored(ALREADY_HANDLED) => "duplicate",
+            Intake::Ignored(_) => "ignored",
+            Intake::Busy => "busy",
+            Intake::Accepted(_) => "accepted",
+        };
+        metrics::counter!(crate::metrics::WEBHOOK_DELIVERIES, "result" => result).increment(1);
+        intake
+    }
+
+    async fn check_delivery(&self, body: &[u8], signature: Option<&str>) -> Intake {
         if let Some(secret) = &self.webex.webhook_secret {
             let signed = signature
                 .is_some_and(|header| verify_signature(secret.expose().as_bytes(), body, header));
@@ -260,7 +302,7 @@ impl Bot {
         }
         match self.claim(&event.data.id, event.data.person_email).await {
             Claim::New(job) => Intake::Accepted(job),
-            Claim::Duplicate => Intake::Ignored("already handled"),
+            Claim::Duplicate => Intake::Ignored(ALREADY_HANDLED),
             Claim::Busy => Intake::Busy,
         }
     }
@@ -365,7 +407,7 @@ impl Bot {
                     return reply
                         .text(format!(
                             "Sorry, I was offline when you asked this ({} ago). Ask again if you still need it.",
-                            crate::lookup::format_age(age.map(|a| a.as_secs()).unwrap_or(0))
+                            crate::report::format_age(age.map(|a| a.as_secs()).unwrap_or(0))
                         ))
                         .await;
                 }

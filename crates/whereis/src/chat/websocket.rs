@@ -67,6 +67,52 @@ pub enum WebsocketState {
     Stopped,
 }
 
+impl WebsocketState {
+    /// A short name (`standby`, `connecting`, `connected`, `failed`, `stopped`) and why, if known.
+    pub fn describe(&self) -> (&'static str, Option<String>) {
+        match self {
+            WebsocketState::Standby => ("standby", None),
+            WebsocketState::Connecting { reason } => ("connecting", reason.clone()),
+            WebsocketState::Connected => ("connected", None),
+            WebsocketState::Failed(reason) => ("failed", Some(reason.clone())),
+            WebsocketState::Stopped => ("stopped", None),
+        }
+    }
+}
+
+/// Mirrors the websocket's state into readiness and `/metrics` until the websocket task ends.
+pub fn report_state(
+    mut state: watch::Receiver<WebsocketState>,
+    health: Arc<crate::health::Health>,
+) {
+    tokio::spawn(async move {
+        let mut connects = 0u64;
+        loop {
+            let now = state.borrow_and_update().clone();
+            let (name, detail) = now.describe();
+            health.set_stream(STREAM_NAME, name, detail);
+            let connected = now == WebsocketState::Connected;
+            metrics::gauge!(crate::metrics::WEBSOCKET_CONNECTED).set(if connected {
+                1.0
+            } else {
+                0.0
+            });
+            if connected {
+                connects += 1;
+                if connects > 1 {
+                    metrics::counter!(crate::metrics::WEBSOCKET_RECONNECTS).increment(1);
+                }
+            }
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// The websocket's name in `/readyz`.
+pub const STREAM_NAME: &str = "webex-websocket";
+
 /// Opens the websocket's TCP stream through whereis's [`Network`]: direct, or a `CONNECT` tunnel
 /// through the proxy. Websockets follow the HTTPS proxy (`wss://`).
 pub struct NetworkDialer {

@@ -276,6 +276,16 @@ impl Store {
         self.execute("SELECT 1", &[], "ping").await.map(drop)
     }
 
+    /// The pool's connections: `(in use, idle)`.
+    pub fn connections(&self) -> (u32, u32) {
+        let (size, idle) = match &self.backend {
+            Backend::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        (size.saturating_sub(idle), idle)
+    }
+
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)

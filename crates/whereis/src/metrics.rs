@@ -1,0 +1,94 @@
+//! `/metrics`: the Prometheus exporter and the names of the series the binary records itself.
+//! Library crates record through the `metrics` facade; this module installs the one recorder that
+//! collects them all, describes every series, and renders the text format on each scrape.
+
+use std::sync::OnceLock;
+
+use metrics::{describe_counter, describe_gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Lookups answered, by `channel` and `outcome`.
+pub const LOOKUPS: &str = "whereis_lookups_total";
+/// Lookups refused by the rate limit, by `channel`.
+pub const RATE_LIMIT_REFUSALS: &str = "whereis_rate_limit_refusals_total";
+/// Webhook deliveries, by `result`.
+pub const WEBHOOK_DELIVERIES: &str = "whereis_webhook_deliveries_total";
+/// Chat messages being worked on or waiting.
+pub const BOT_QUEUE_DEPTH: &str = "whereis_bot_queue_depth";
+/// 1 while the Webex websocket is authorised.
+pub const WEBSOCKET_CONNECTED: &str = "whereis_websocket_connected";
+/// Websocket connections opened after the first.
+pub const WEBSOCKET_RECONNECTS: &str = "whereis_websocket_reconnects_total";
+/// Store connections, by `state` (idle, in_use).
+pub const STORE_CONNECTIONS: &str = "whereis_store_connections";
+/// Store failures, by `kind` (unavailable, query).
+pub const STORE_ERRORS: &str = "whereis_store_errors_total";
+
+/// Upper bounds of the latency histograms, in seconds: from a cached map (a millisecond) to a
+/// source at its deadline (seconds).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's exporter, installed as the global recorder on first use. `None` when another
+/// recorder was installed first (the series are then not ours to render).
+pub fn exporter() -> Option<&'static PrometheusHandle> {
+    HANDLE.get_or_init(install).as_ref()
+}
+
+fn install() -> Option<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &LATENCY_BUCKETS)
+        .ok()?
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
+        return None;
+    }
+    describe();
+    Some(handle)
+}
+
+/// The text exposition format of every series recorded so far.
+pub fn render() -> String {
+    match exporter() {
+        Some(handle) => {
+            // Histograms are aggregated lazily; without upkeep their buckets would grow unbounded.
+            handle.run_upkeep();
+            handle.render()
+        }
+        None => String::new(),
+    }
+}
+
+fn describe() {
+    describe_counter!(LOOKUPS, "Lookups answered, by channel and outcome.");
+    describe_counter!(
+        RATE_LIMIT_REFUSALS,
+        "Lookups refused because the requester used up their hourly allowance."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webex webhook deliveries, by what was done with them."
+    );
+    describe_gauge!(
+        BOT_QUEUE_DEPTH,
+        "Chat messages being answered or waiting for a slot."
+    );
+    describe_gauge!(
+        WEBSOCKET_CONNECTED,
+        "1 while the Webex websocket is connected and authorised."
+    );
+    describe_counter!(
+        WEBSOCKET_RECONNECTS,
+        "Webex websocket connections opened again after a drop."
+    );
+    describe_gauge!(
+        STORE_CONNECTIONS,
+        "Connections of the store's pool, by state."
+    );
+    describe_counter!(STORE_ERRORS, "Store operations that failed, by kind.");
+}
