@@ -108,6 +108,32 @@ impl FloorImage {
         })
     }
 
+    /// Reassembles an image from its parts (the disk cache's display-sized copy); `None` when the
+    /// pixels do not match the size or the size is not what scaling the source would give.
+    pub(crate) fn from_parts(
+        width: u32,
+        height: u32,
+        source_width: u32,
+        source_height: u32,
+        max_width: u32,
+        pixels: Vec<u8>,
+    ) -> Option<FloorImage> {
+        let expected = (width as usize)
+            .checked_mul(height as usize)?
+            .checked_mul(3)?;
+        let consistent = width > 0
+            && height > 0
+            && pixels.len() == expected
+            && display_size(source_width, source_height, max_width) == (width, height);
+        consistent.then_some(FloorImage {
+            width,
+            height,
+            source_width,
+            source_height,
+            pixels,
+        })
+    }
+
     /// Display width in pixels.
     pub fn width(&self) -> u32 {
         self.width
@@ -336,7 +362,7 @@ fn check_limits(header: &Header, limits: &DecodeLimits) -> Result<(), DecodeErro
 }
 
 /// The display size: at most `max_width` wide (0 = unlimited), same aspect ratio, never upscaled.
-fn display_size(width: u32, height: u32, max_width: u32) -> (u32, u32) {
+pub(crate) fn display_size(width: u32, height: u32, max_width: u32) -> (u32, u32) {
     if max_width == 0 || width <= max_width {
         return (width, height);
     }
