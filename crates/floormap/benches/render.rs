@@ -1,4 +1,4 @@
-//! Floor map benchmarks on a plausible 4000 × 3000 floor plan (DESIGN.md §7: render + encode ≤ 30 ms).
+//! Floor map benchmarks on a plausible 4000 × 3000 floor plan (targets and results: BENCHMARKS.md).
 //!
 //! The plan has walls, rooms, furniture and text-like noise on white — not flat colour, since PNG speed
 //! and size depend on the content.
@@ -85,6 +85,41 @@ fn benches(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("decode 4000x3000 PNG to 1600 px (cold)", |b| {
         b.iter(|| decode(black_box(&bytes), DISPLAY_WIDTH, &limits).expect("decodes"))
+    });
+
+    // Two ways to keep the display-sized pixels on disk, as a new process reads them (page cache warm).
+    let dir_formats = tempfile::tempdir().expect("temp dir");
+    let raw_path = dir_formats.path().join("display.rgb");
+    std::fs::write(&raw_path, image.pixels()).expect("raw copy");
+    let mut display_png = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut display_png, image.width(), image.height());
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fastest);
+        let mut writer = encoder.write_header().expect("header");
+        writer.write_image_data(image.pixels()).expect("pixels");
+        writer.finish().expect("finish");
+    }
+    let png_path = dir_formats.path().join("display.png");
+    std::fs::write(&png_path, &display_png).expect("png copy");
+    eprintln!(
+        "display copy: raw {} KiB, PNG (fastest) {} KiB",
+        image.pixels().len() / 1024,
+        display_png.len() / 1024
+    );
+    group.sample_size(30);
+    group.bench_function("display copy: raw RGB read + CRC-32", |b| {
+        b.iter(|| {
+            let data = std::fs::read(black_box(&raw_path)).expect("read");
+            crc32fast::hash(&data)
+        })
+    });
+    group.bench_function("display copy: PNG (fastest) read + decode", |b| {
+        b.iter(|| {
+            let data = std::fs::read(black_box(&png_path)).expect("read");
+            decode(&data, DISPLAY_WIDTH, &limits).expect("decodes")
+        })
     });
 
     // What a new process does with a warm disk cache: an empty memory cache, the display-sized copy read
