@@ -880,7 +880,8 @@ mod tests {
     #[test]
     fn a_damaged_display_copy_is_rebuilt_from_the_original() {
         let bytes = plan(400, 300, 1);
-        let damages: [(&str, fn(&mut Vec<u8>)); 6] = [
+        type Damage = fn(&mut Vec<u8>);
+        let damages: [(&str, Damage); 6] = [
             ("a pixel flipped", |d| {
                 let at = d.len() - 100;
                 d[at] ^= 0x40;
