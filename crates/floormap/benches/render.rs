@@ -1,111 +1,56 @@
-//! Floor map benchmarks on a plausible 4000 × 3000 floor plan (DESIGN.md §7: render + encode ≤ 30 ms).
+//! Floor map benchmarks on a plausible 4000 × 3000 floor plan (targets and results: BENCHMARKS.md).
 //!
 //! The plan has walls, rooms, furniture and text-like noise on white — not flat colour, since PNG speed
 //! and size depend on the content.
 
+#[path = "support/plan.rs"]
+mod plan;
+
+use std::future::Future;
 use std::hint::black_box;
-use std::io::Cursor;
+use std::pin::Pin;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use image::{ImageFormat, Rgb, RgbImage};
+use plan::{floor_plan, png_bytes, HEIGHT, WIDTH};
 use whereis_floormap::decode::{decode, DecodeLimits};
 use whereis_floormap::render::{render, render_crop, Placement};
+use whereis_floormap::{FloorMaps, MapSettings};
+use whereis_location::{LocationSource, Probe, SourceAnswer, SourceError};
 
-const WIDTH: u32 = 4000;
-const HEIGHT: u32 = 3000;
 const DISPLAY_WIDTH: u32 = 1600;
+const IMAGE_NAME: &str = "plan-4000x3000.png";
 
-/// A small deterministic generator (xorshift), so every run benches the same picture.
-struct Random(u64);
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+/// A location server that serves the plan and nothing else.
+struct PlanServer(Vec<u8>);
+
+impl LocationSource for PlanServer {
+    fn name(&self) -> &str {
+        "cmx-bench"
     }
 
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n.max(1))) as u32
+    fn priority(&self) -> i32 {
+        0
     }
-}
 
-fn fill(image: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: [u8; 3]) {
-    for yy in y..(y + h).min(image.height()) {
-        for xx in x..(x + w).min(image.width()) {
-            image.put_pixel(xx, yy, Rgb(color));
-        }
+    fn locate<'a>(
+        &'a self,
+        _identity: &'a str,
+    ) -> BoxFuture<'a, Result<SourceAnswer, SourceError>> {
+        Box::pin(async { Err(SourceError::Status("locates nobody".to_owned())) })
     }
-}
 
-/// Outer walls, a grid of rooms with doors, desks, a few coloured zones and labels made of glyph noise.
-fn floor_plan() -> RgbImage {
-    let mut plan = RgbImage::from_pixel(WIDTH, HEIGHT, Rgb([255, 255, 255]));
-    let mut random = Random(0x9e37_79b9_7f4a_7c15);
-    let wall = [40, 40, 48];
-    // Light grid (the CAD background).
-    for x in (0..WIDTH).step_by(50) {
-        fill(&mut plan, x, 0, 1, HEIGHT, [225, 228, 232]);
+    fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>> {
+        Box::pin(async { Err(SourceError::Status("cannot be probed".to_owned())) })
     }
-    for y in (0..HEIGHT).step_by(50) {
-        fill(&mut plan, 0, y, WIDTH, 1, [225, 228, 232]);
-    }
-    // Rooms: 8 × 6 blocks, each wall 6 px, with a door gap.
-    let (cols, rows) = (8, 6);
-    let (room_w, room_h) = (WIDTH / cols, HEIGHT / rows);
-    for c in 0..cols {
-        for r in 0..rows {
-            let (x, y) = (c * room_w, r * room_h);
-            fill(&mut plan, x, y, room_w, 6, wall);
-            fill(&mut plan, x, y, 6, room_h, wall);
-            let door = y + 40 + random.below(room_h - 120);
-            fill(&mut plan, x, door, 6, 60, [255, 255, 255]);
-            // Some rooms are tinted zones.
-            if random.below(4) == 0 {
-                let tint =
-                    [[220, 235, 250], [235, 250, 225], [250, 240, 215]][random.below(3) as usize];
-                fill(&mut plan, x + 6, y + 6, room_w - 6, room_h - 6, tint);
-            }
-            // Desks: outlined rectangles with a chair dot.
-            for _ in 0..random.below(10) + 4 {
-                let (dw, dh) = (40 + random.below(60), 25 + random.below(30));
-                let dx = x + 20 + random.below(room_w - dw - 40);
-                let dy = y + 20 + random.below(room_h - dh - 40);
-                fill(&mut plan, dx, dy, dw, 2, [90, 90, 110]);
-                fill(&mut plan, dx, dy + dh, dw, 2, [90, 90, 110]);
-                fill(&mut plan, dx, dy, 2, dh, [90, 90, 110]);
-                fill(&mut plan, dx + dw, dy, 2, dh + 2, [90, 90, 110]);
-                fill(
-                    &mut plan,
-                    dx + dw / 2 - 5,
-                    dy + dh + 6,
-                    10,
-                    10,
-                    [60, 100, 200],
-                );
-            }
-            // A label: rows of random "glyph" pixels.
-            let (lx, ly) = (x + 30, y + room_h - 40);
-            for gy in 0..12 {
-                for gx in 0..(120 + random.below(80)) {
-                    if random.below(3) == 0 {
-                        plan.put_pixel(lx + gx, ly + gy, Rgb([20, 20, 20]));
-                    }
-                }
-            }
-        }
-    }
-    fill(&mut plan, 0, HEIGHT - 8, WIDTH, 8, wall);
-    fill(&mut plan, WIDTH - 8, 0, 8, HEIGHT, wall);
-    plan
-}
 
-fn png_bytes(plan: &RgbImage) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    plan.write_to(&mut out, ImageFormat::Png)
-        .expect("plan encodes");
-    out.into_inner()
+    fn floor_image<'a>(
+        &'a self,
+        _image_name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, SourceError>> {
+        Box::pin(async { Ok(self.0.clone()) })
+    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -141,6 +86,69 @@ fn benches(c: &mut Criterion) {
     group.bench_function("decode 4000x3000 PNG to 1600 px (cold)", |b| {
         b.iter(|| decode(black_box(&bytes), DISPLAY_WIDTH, &limits).expect("decodes"))
     });
+
+    // Two ways to keep the display-sized pixels on disk, as a new process reads them (page cache warm).
+    let dir_formats = tempfile::tempdir().expect("temp dir");
+    let raw_path = dir_formats.path().join("display.rgb");
+    std::fs::write(&raw_path, image.pixels()).expect("raw copy");
+    let mut display_png = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut display_png, image.width(), image.height());
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fastest);
+        let mut writer = encoder.write_header().expect("header");
+        writer.write_image_data(image.pixels()).expect("pixels");
+        writer.finish().expect("finish");
+    }
+    let png_path = dir_formats.path().join("display.png");
+    std::fs::write(&png_path, &display_png).expect("png copy");
+    eprintln!(
+        "display copy: raw {} KiB, PNG (fastest) {} KiB",
+        image.pixels().len() / 1024,
+        display_png.len() / 1024
+    );
+    group.sample_size(30);
+    group.bench_function("display copy: raw RGB read + CRC-32", |b| {
+        b.iter(|| {
+            let data = std::fs::read(black_box(&raw_path)).expect("read");
+            crc32fast::hash(&data)
+        })
+    });
+    group.bench_function("display copy: PNG (fastest) read + decode", |b| {
+        b.iter(|| {
+            let data = std::fs::read(black_box(&png_path)).expect("read");
+            decode(&data, DISPLAY_WIDTH, &limits).expect("decodes")
+        })
+    });
+
+    // What a new process does with a warm disk cache: an empty memory cache, the display-sized copy read
+    // from disk (page cache), the marker drawn and the PNG encoded.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = MapSettings {
+        display_width: DISPLAY_WIDTH,
+        cache_dir: Some(dir.path().to_owned()),
+        ..MapSettings::default()
+    };
+    let server = PlanServer(bytes);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(FloorMaps::new(settings.clone()).floor_image(&server, IMAGE_NAME))
+        .expect("fills the disk cache");
+    group.sample_size(30);
+    group.bench_function(
+        "new process: load display-sized copy + render + encode",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                let maps = FloorMaps::new(settings.clone());
+                let image = maps
+                    .floor_image(&server, IMAGE_NAME)
+                    .await
+                    .expect("from the disk cache");
+                render(&image, black_box(&placement)).expect("renders")
+            })
+        },
+    );
     group.finish();
 }
 

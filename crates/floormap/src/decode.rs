@@ -1,7 +1,7 @@
 //! Floor image decoding: PNG/JPEG bytes → an opaque, display-sized RGB image.
 //!
-//! Pure (bytes in, pixels out) and synchronous; callers run it on a blocking thread. The format is sniffed
-//! from the bytes, the dimensions in the header are checked against [`DecodeLimits`] before anything
+//! Pure (bytes in, pixels out) and synchronous; callers run it on a blocking thread. The format is
+//! recognised from the bytes (`image::guess_format`), the dimensions the decoder reads from the header are checked against [`DecodeLimits`] before anything
 //! image-sized is allocated, alpha is flattened onto white, and the image is scaled down (area averaging,
 //! which keeps thin walls visible) to the display width. PNGs are decoded and scaled row by row, so a
 //! large plan never needs its full-size pixels in memory; JPEGs are decoded whole, then scaled.
@@ -108,6 +108,32 @@ impl FloorImage {
         })
     }
 
+    /// Reassembles an image from its parts (the disk cache's display-sized copy); `None` when the
+    /// pixels do not match the size or the size is not what scaling the source would give.
+    pub(crate) fn from_parts(
+        width: u32,
+        height: u32,
+        source_width: u32,
+        source_height: u32,
+        max_width: u32,
+        pixels: Vec<u8>,
+    ) -> Option<FloorImage> {
+        let expected = (width as usize)
+            .checked_mul(height as usize)?
+            .checked_mul(3)?;
+        let consistent = width > 0
+            && height > 0
+            && pixels.len() == expected
+            && display_size(source_width, source_height, max_width) == (width, height);
+        consistent.then_some(FloorImage {
+            width,
+            height,
+            source_width,
+            source_height,
+            pixels,
+        })
+    }
+
     /// Display width in pixels.
     pub fn width(&self) -> u32 {
         self.width
@@ -149,10 +175,11 @@ impl FloorImage {
     }
 }
 
-/// Decodes PNG or JPEG (format sniffed from the bytes, not the name — names lie: `.PNG`, `.jpg`), checks the
-/// header dimensions against `limits` BEFORE allocating (decompression bombs), flattens alpha onto white, and
-/// scales down to `max_width` px wide keeping the aspect ratio (never upscales; 0 means "do not scale"). Runs
-/// synchronously: the caller puts it on a blocking thread.
+/// Decodes PNG or JPEG (format recognised from the bytes, not the name — names lie: `.PNG`, `.jpg`), checks
+/// the dimensions the decoder reads from the header against `limits` BEFORE allocating any pixel buffer
+/// (decompression bombs), flattens alpha onto white, and scales down to `max_width` px wide keeping the
+/// aspect ratio (never upscales; 0 means "do not scale"). Runs synchronously: the caller puts it on a
+/// blocking thread.
 pub fn decode(
     bytes: &[u8],
     max_width: u32,
@@ -161,27 +188,18 @@ pub fn decode(
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let format = sniff(bytes).ok_or(DecodeError::UnknownFormat)?;
-    let header = match format {
-        Format::Png => png_header(bytes)?,
-        Format::Jpeg => jpeg_header(bytes)?,
+    let format = match image::guess_format(bytes) {
+        Ok(image::ImageFormat::Png) => Format::Png,
+        Ok(image::ImageFormat::Jpeg) => Format::Jpeg,
+        _ => return Err(DecodeError::UnknownFormat),
     };
-    check_limits(&header, limits)?;
-    let (width, height) = display_size(header.width, header.height, max_width);
     // The decoders are third-party code fed with untrusted bytes: a bug in them must not take the
     // process down, so a panic becomes a decoding error for this one image.
-    let pixels = catch_unwind(AssertUnwindSafe(|| match format {
-        Format::Png => decode_png(bytes, &header, width, height, limits),
-        Format::Jpeg => decode_jpeg(bytes, &header, width, height, limits),
+    catch_unwind(AssertUnwindSafe(|| match format {
+        Format::Png => decode_png(bytes, max_width, limits),
+        Format::Jpeg => decode_jpeg(bytes, max_width, limits),
     }))
-    .map_err(|_| DecodeError::Corrupt("the decoder failed on this image".to_owned()))??;
-    Ok(FloorImage {
-        width,
-        height,
-        source_width: header.width,
-        source_height: header.height,
-        pixels,
-    })
+    .map_err(|_| DecodeError::Corrupt("the decoder failed on this image".to_owned()))?
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,19 +208,7 @@ enum Format {
     Jpeg,
 }
 
-const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
-
-fn sniff(bytes: &[u8]) -> Option<Format> {
-    if bytes.starts_with(&PNG_SIGNATURE) {
-        Some(Format::Png)
-    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        Some(Format::Jpeg)
-    } else {
-        None
-    }
-}
-
-/// What the header says, read without decoding anything.
+/// What the header says, as the decoder read it before decoding any pixels.
 #[derive(Debug, Clone, Copy)]
 struct Header {
     width: u32,
@@ -211,102 +217,38 @@ struct Header {
     working_bytes: u64,
 }
 
-fn png_header(bytes: &[u8]) -> Result<Header, DecodeError> {
-    // Signature (8), then the first chunk must be IHDR: length 13, type, width, height, depth, colour type, …
-    let ihdr = bytes
-        .get(8..26)
-        .ok_or_else(|| DecodeError::Corrupt("truncated PNG header".to_owned()))?;
-    if &ihdr[4..8] != b"IHDR" {
-        return Err(DecodeError::Corrupt(
-            "PNG does not start with an IHDR chunk".to_owned(),
-        ));
-    }
-    let width = u32::from_be_bytes([ihdr[8], ihdr[9], ihdr[10], ihdr[11]]);
-    let height = u32::from_be_bytes([ihdr[12], ihdr[13], ihdr[14], ihdr[15]]);
-    let bit_depth = u64::from(ihdr[16]);
-    let interlaced = bytes.get(28).is_some_and(|&method| method != 0);
-    if width == 0 || height == 0 {
-        return Err(DecodeError::Corrupt(format!(
-            "PNG header claims {width}×{height} px"
-        )));
-    }
-    let row = u64::from(width)
-        .saturating_mul(4)
-        .saturating_mul(bit_depth.div_ceil(8).max(1));
-    // Interlaced images cannot be streamed row by row: the whole 8-bit RGBA frame is kept.
-    let frame = if interlaced {
-        u64::from(width)
-            .saturating_mul(u64::from(height))
+impl Header {
+    fn png(info: &png::Info<'_>) -> Header {
+        let (width, height) = (info.width, info.height);
+        let bit_depth = u64::from(info.bit_depth as u8);
+        let row = u64::from(width)
             .saturating_mul(4)
-    } else {
-        0
-    };
-    Ok(Header {
-        width,
-        height,
-        working_bytes: row.saturating_mul(4).saturating_add(frame),
-    })
-}
+            .saturating_mul(bit_depth.div_ceil(8).max(1));
+        // Interlaced images cannot be streamed row by row: the whole 8-bit RGBA frame is kept.
+        let frame = if info.interlaced {
+            u64::from(width)
+                .saturating_mul(u64::from(height))
+                .saturating_mul(4)
+        } else {
+            0
+        };
+        Header {
+            width,
+            height,
+            working_bytes: row.saturating_mul(4).saturating_add(frame),
+        }
+    }
 
-fn jpeg_header(bytes: &[u8]) -> Result<Header, DecodeError> {
-    let truncated = || DecodeError::Corrupt("truncated JPEG header".to_owned());
-    let mut at = 2; // after SOI
-    loop {
-        // Markers are 0xFF followed by a code; any number of 0xFF fill bytes may come first.
-        if *bytes.get(at).ok_or_else(truncated)? != 0xff {
-            return Err(DecodeError::Corrupt(format!(
-                "JPEG marker expected at byte {at}"
-            )));
+    fn jpeg(width: u32, height: u32) -> Header {
+        let pixels = u64::from(width) * u64::from(height);
+        // The decoder writes the full frame (up to 4 bytes a pixel); progressive and other multi-scan
+        // modes also keep 16-bit coefficients for every component. The decoder does not say which
+        // mode a file uses before decoding it, so the budget assumes the costlier one (3 components).
+        Header {
+            width,
+            height,
+            working_bytes: pixels * 4 + pixels * 3 * 2,
         }
-        while bytes.get(at) == Some(&0xff) {
-            at += 1;
-        }
-        let marker = *bytes.get(at).ok_or_else(truncated)?;
-        at += 1;
-        match marker {
-            // Markers without a length: TEM, RSTn, SOI.
-            0x01 | 0xd0..=0xd8 => continue,
-            0xd9 | 0xda => {
-                return Err(DecodeError::Corrupt(
-                    "JPEG has no frame header before its image data".to_owned(),
-                ))
-            }
-            _ => {}
-        }
-        let segment = bytes.get(at..at + 2).ok_or_else(truncated)?;
-        let length = usize::from(u16::from_be_bytes([segment[0], segment[1]]));
-        if length < 2 {
-            return Err(DecodeError::Corrupt(format!(
-                "JPEG segment length {length} at byte {at}"
-            )));
-        }
-        // SOFn: every 0xC0–0xCF except DHT (C4), JPG (C8) and DAC (CC).
-        if matches!(marker, 0xc0..=0xcf) && !matches!(marker, 0xc4 | 0xc8 | 0xcc) {
-            let frame = bytes.get(at + 2..at + 8).ok_or_else(truncated)?;
-            let height = u32::from(u16::from_be_bytes([frame[1], frame[2]]));
-            let width = u32::from(u16::from_be_bytes([frame[3], frame[4]]));
-            let components = u64::from(frame[5]).max(1);
-            if width == 0 || height == 0 {
-                return Err(DecodeError::Corrupt(format!(
-                    "JPEG frame header claims {width}×{height} px"
-                )));
-            }
-            let pixels = u64::from(width) * u64::from(height);
-            // The decoder writes the full frame (up to 4 bytes a pixel); progressive and other multi-scan
-            // modes also keep 16-bit coefficients for every component.
-            let progressive = matches!(marker, 0xc2 | 0xc6 | 0xca | 0xce);
-            let coefficients = if progressive {
-                pixels * components * 2
-            } else {
-                0
-            };
-            return Ok(Header {
-                width,
-                height,
-                working_bytes: pixels * 4 + coefficients,
-            });
-        }
-        at += length;
     }
 }
 
@@ -336,7 +278,7 @@ fn check_limits(header: &Header, limits: &DecodeLimits) -> Result<(), DecodeErro
 }
 
 /// The display size: at most `max_width` wide (0 = unlimited), same aspect ratio, never upscaled.
-fn display_size(width: u32, height: u32, max_width: u32) -> (u32, u32) {
+pub(crate) fn display_size(width: u32, height: u32, max_width: u32) -> (u32, u32) {
     if max_width == 0 || width <= max_width {
         return (width, height);
     }
@@ -410,11 +352,9 @@ fn row_to_rgb(row: &[u8], layout: Layout, out: &mut [u8]) {
 
 fn decode_png(
     bytes: &[u8],
-    header: &Header,
-    width: u32,
-    height: u32,
+    max_width: u32,
     limits: &DecodeLimits,
-) -> Result<Vec<u8>, DecodeError> {
+) -> Result<FloorImage, DecodeError> {
     let corrupt = |e: png::DecodingError| match e {
         png::DecodingError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             DecodeError::Corrupt("truncated PNG".to_owned())
@@ -425,17 +365,15 @@ fn decode_png(
     let budget = usize::try_from(limits.max_alloc.min(1 << 28)).unwrap_or(usize::MAX);
     let mut decoder =
         png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: budget });
+    // Only the signature and IHDR: nothing image-sized is allocated before the limits are checked.
+    let header = Header::png(decoder.read_header_info().map_err(corrupt)?);
+    check_limits(&header, limits)?;
+    let (width, height) = display_size(header.width, header.height, max_width);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     decoder.set_ignore_text_chunk(true);
     decoder.set_ignore_iccp_chunk(true);
     let mut reader = decoder.read_info().map_err(corrupt)?;
-    let info = reader.info();
-    if (info.width, info.height) != (header.width, header.height) {
-        return Err(DecodeError::Corrupt(
-            "PNG header changed while decoding".to_owned(),
-        ));
-    }
-    let interlaced = info.interlaced;
+    let interlaced = reader.info().interlaced;
     let layout = match reader.output_color_type() {
         (png::ColorType::Grayscale, png::BitDepth::Eight) => Layout::Gray,
         (png::ColorType::GrayscaleAlpha, png::BitDepth::Eight) => Layout::GrayAlpha,
@@ -477,39 +415,44 @@ fn decode_png(
             }
         }
     }
-    sink.finish()
-        .ok_or_else(|| DecodeError::Corrupt("PNG ended before its last row".to_owned()))
+    let pixels = sink
+        .finish()
+        .ok_or_else(|| DecodeError::Corrupt("PNG ended before its last row".to_owned()))?;
+    Ok(FloorImage {
+        width,
+        height,
+        source_width: header.width,
+        source_height: header.height,
+        pixels,
+    })
 }
 
 fn decode_jpeg(
     bytes: &[u8],
-    header: &Header,
-    width: u32,
-    height: u32,
+    max_width: u32,
     limits: &DecodeLimits,
-) -> Result<Vec<u8>, DecodeError> {
-    let corrupt = |e: image::ImageError| match e {
+) -> Result<FloorImage, DecodeError> {
+    let corrupt = |e: image::ImageError| DecodeError::Corrupt(e.to_string());
+    // Reads the headers up to the first scan; the frame is allocated only in `read_image`.
+    let mut decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
+    let (w, h) = decoder.dimensions();
+    let header = Header::jpeg(w, h);
+    check_limits(&header, limits)?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_width);
+    image_limits.max_image_height = Some(limits.max_height);
+    image_limits.max_alloc = Some(limits.max_alloc);
+    let failed = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => DecodeError::TooLarge {
-            width: header.width,
-            height: header.height,
+            width: w,
+            height: h,
             max_width: limits.max_width,
             max_height: limits.max_height,
         },
         e => DecodeError::Corrupt(e.to_string()),
     };
-    let mut decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
-    let mut image_limits = image::Limits::default();
-    image_limits.max_image_width = Some(limits.max_width);
-    image_limits.max_image_height = Some(limits.max_height);
-    image_limits.max_alloc = Some(limits.max_alloc);
-    decoder.set_limits(image_limits).map_err(corrupt)?;
-    let (w, h) = decoder.dimensions();
-    if (w, h) != (header.width, header.height) {
-        return Err(DecodeError::Corrupt(format!(
-            "JPEG frame is {w}×{h} px, its header said {}×{}",
-            header.width, header.height
-        )));
-    }
+    decoder.set_limits(image_limits).map_err(failed)?;
+    let (width, height) = display_size(w, h, max_width);
     let layout = match decoder.color_type() {
         image::ColorType::L8 => Layout::Gray,
         image::ColorType::La8 => Layout::GrayAlpha,
@@ -524,18 +467,26 @@ fn decode_jpeg(
     let total = usize::try_from(decoder.total_bytes())
         .map_err(|_| DecodeError::Corrupt("JPEG frame too large".to_owned()))?;
     let mut frame = vec![0u8; total];
-    decoder.read_image(&mut frame).map_err(corrupt)?;
+    decoder.read_image(&mut frame).map_err(failed)?;
+    let image = |pixels| FloorImage {
+        width,
+        height,
+        source_width: w,
+        source_height: h,
+        pixels,
+    };
+    if layout == Layout::Rgb && (w, h) == (width, height) {
+        return Ok(image(frame)); // already opaque RGB at display size
+    }
     let row_len = w as usize * layout.channels();
     let mut sink = Sink::new(w, h, width, height);
-    if layout == Layout::Rgb && (w, h) == (width, height) {
-        return Ok(frame); // already opaque RGB at display size
-    }
     let mut rgb = vec![0u8; w as usize * 3];
     for row in frame.chunks_exact(row_len.max(1)) {
         row_to_rgb(row, layout, &mut rgb);
         sink.push(&rgb);
     }
     sink.finish()
+        .map(image)
         .ok_or_else(|| DecodeError::Corrupt("JPEG ended before its last row".to_owned()))
 }
 
@@ -787,16 +738,28 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_header_is_found_after_other_segments() {
-        // SOI, APP0 (length 4 + 2 bytes), SOF0 with 3 components, 300×200.
-        let bytes = [
-            0xff, 0xd8, 0xff, 0xe0, 0x00, 0x04, 0x00, 0x00, 0xff, 0xff, 0xc0, 0x00, 0x11, 0x08,
-            0x00, 0xc8, 0x01, 0x2c, 0x03,
-        ];
-        let header = jpeg_header(&bytes).expect("header");
-        assert_eq!((header.width, header.height), (300, 200));
+    fn jpeg_dimensions_are_checked_before_decoding() {
+        let data: Vec<u8> = (0..300 * 200 * 3).map(|i| (i % 251) as u8).collect();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode(&data, 300, 200, image::ExtendedColorType::Rgb8)
+            .expect("encodes");
+        let small = DecodeLimits {
+            max_width: 299,
+            ..DecodeLimits::default()
+        };
         assert!(matches!(
-            jpeg_header(&bytes[..12]),
+            decode(&jpeg, 0, &small),
+            Err(DecodeError::TooLarge {
+                width: 300,
+                height: 200,
+                ..
+            })
+        ));
+        let image = decode(&jpeg, 0, &DecodeLimits::default()).expect("decodes");
+        assert_eq!((image.width(), image.height()), (300, 200));
+        assert!(matches!(
+            decode(&jpeg[..12], 0, &DecodeLimits::default()),
             Err(DecodeError::Corrupt(_))
         ));
     }

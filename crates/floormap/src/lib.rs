@@ -9,6 +9,9 @@ pub mod cache;
 pub mod decode;
 pub mod render;
 
-pub use cache::{placement, DeviceMap, FloorMaps, MapError, MapSettings};
+pub use cache::{
+    placement, DeviceMap, FloorMaps, MapError, MapSettings, MAP_CACHE_BYTES, MAP_CACHE_HITS_TOTAL,
+    MAP_CACHE_MISSES_TOTAL, MAP_DECODE_DURATION_SECONDS, MAP_RENDER_DURATION_SECONDS,
+};
 pub use decode::{DecodeLimits, FloorImage};
 pub use render::{MarkerPosition, Placement, Rendered, MARKER_COLOR};

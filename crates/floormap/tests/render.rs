@@ -809,11 +809,14 @@ fn decompression_bomb_is_rejected_quickly_by_its_header() {
         decode(&bytes, 1600, &unlimited),
         Err(DecodeError::TooMuchMemory { .. })
     ));
-    // A JPEG frame header claiming 60000 × 60000.
-    let jpeg = [
-        0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0xea, 0x60, 0xea, 0x60, 0x03, 1, 0x11, 0, 2,
-        0x11, 0, 3, 0x11, 0,
-    ];
+    // A real JPEG whose frame header claims 60000 × 60000.
+    let mut jpeg = encode(&plan(64, 48), ImageFormat::Jpeg);
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w == [0xff, 0xc0])
+        .expect("baseline frame header");
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xea, 0x60, 0xea, 0x60]);
+    let started = Instant::now();
     assert!(matches!(
         decode(&jpeg, 1600, &DecodeLimits::default()),
         Err(DecodeError::TooLarge {
@@ -821,6 +824,16 @@ fn decompression_bomb_is_rejected_quickly_by_its_header() {
             height: 60_000,
             ..
         })
+    ));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    // The same claim with nothing after the frame header: refused before any pixel is decoded.
+    let jpeg = [
+        0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0xea, 0x60, 0xea, 0x60, 0x03, 1, 0x11, 0, 2,
+        0x11, 0, 3, 0x11, 0,
+    ];
+    assert!(matches!(
+        decode(&jpeg, 1600, &DecodeLimits::default()),
+        Err(DecodeError::Corrupt(_) | DecodeError::TooLarge { .. })
     ));
 }
 
