@@ -323,7 +323,7 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 
 /// Every target, in report order.
-pub const TARGETS: &[Target] = &[
+pub static TARGETS: &[Target] = &[
     Target {
         name: "cmx-v2",
         about: "CMX Location API v2 client list (wire::cmx_v2::parse)",
@@ -956,7 +956,10 @@ fn image_seeds() -> Vec<(&'static str, Vec<u8>)> {
             "plan-rgb.jpg",
             encode_jpeg(&plan_pixels(3, false), image::ExtendedColorType::Rgb8),
         ),
-        ("plan-gray.jpg", encode_jpeg(&gray, image::ExtendedColorType::L8)),
+        (
+            "plan-gray.jpg",
+            encode_jpeg(&gray, image::ExtendedColorType::L8),
+        ),
     ]
 }
 
@@ -977,7 +980,7 @@ mod tests {
         }
         // A configuration whose secrets come from the environment and a file is accepted, and the
         // check that no secret is printed passes for it.
-        let text = "[[sources]]\nname = \"a\"\nkind = \"cmx\"\nurl = \"https://x\"\nusername = \"u\"\npassword_env = \"CMX\"\nv3_password_file = \"secret\"\n";
+        let text = "[[sources]]\nname = \"a\"\nkind = \"cmx\"\nurl = \"https://x\"\nusername = \"u\"\npassword_env = \"CMX\"\nv3_username = \"v3\"\nv3_password_file = \"secret\"\n";
         assert_eq!(run_config(text.as_bytes()), Outcome::Accepted);
         clean_up();
     }
