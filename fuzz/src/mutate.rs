@@ -270,12 +270,12 @@ impl Generator {
             }
             4 if len > 0 => {
                 let start = rng.usize(0..len);
-                let end = (start + rng.usize(1..=len.min(64).max(1))).min(len);
+                let end = (start + rng.usize(1..=len.clamp(1, 64))).min(len);
                 input.drain(start..end);
             }
             5 if len > 0 => {
                 let start = rng.usize(0..len);
-                let end = (start + rng.usize(1..=len.min(256).max(1))).min(len);
+                let end = (start + rng.usize(1..=len.clamp(1, 256))).min(len);
                 let copy = input[start..end].to_vec();
                 let i = at(rng);
                 input.splice(i..i, copy);

@@ -771,7 +771,7 @@ fn run_floor_image(input: &[u8]) -> Outcome {
     // Most byte mutations break a PNG chunk's CRC, which the decoder checks first; for every other
     // input the CRCs are made right again, so that mutations reach the pixel decoding.
     let repaired;
-    let input = if input.len() % 2 == 0 && input.starts_with(PNG_SIGNATURE) {
+    let input = if input.len().is_multiple_of(2) && input.starts_with(PNG_SIGNATURE) {
         repaired = with_png_crcs(input);
         &repaired[..]
     } else {

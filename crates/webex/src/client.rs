@@ -1034,7 +1034,9 @@ mod tests {
                 assert!(c.message("M1").await.is_err(), "no such route: 404");
             });
         });
-        let counters: Vec<(String, Vec<(String, String)>, u64)> = snapshotter
+        /// A counter's name, labels and value.
+        type Series = (String, Vec<(String, String)>, u64);
+        let counters: Vec<Series> = snapshotter
             .snapshot()
             .into_vec()
             .into_iter()
