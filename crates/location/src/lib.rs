@@ -8,6 +8,10 @@
 //! - [`locator`]: the [`Locator`], which asks every source for every username variant at once under one
 //!   deadline, then dedupes by MAC and orders devices most recently seen first.
 //!
+//! Metrics (recorded through the `metrics` facade; the binary installs the exporter):
+//! [`source::REQUEST_DURATION_METRIC`], [`source::ERRORS_METRIC`] and
+//! [`locator::DEADLINE_HITS_METRIC`].
+//!
 //! Invariants: every request has a timeout and every lookup a deadline; nothing received from a server
 //! is unwrapped; passwords live in [`Secret`], which never prints.
 
@@ -18,9 +22,10 @@ pub mod wire;
 
 pub use locator::{
     merge, InvalidUsername, Locator, LocatorSettings, Lookup, SourceFailure, Username,
+    DEADLINE_HITS_METRIC,
 };
 pub use model::{normalize_mac, Api, Device, FloorPlan, Hierarchy, Unit};
 pub use source::{
     Credentials, HttpSource, LocationSource, Probe, Secret, SourceAnswer, SourceError, SourceKind,
-    SourceSettings,
+    SourceSettings, ERRORS_METRIC, REQUEST_DURATION_METRIC,
 };

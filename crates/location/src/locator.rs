@@ -101,6 +101,10 @@ impl fmt::Display for Username {
     }
 }
 
+/// Counter of lookups in which a source had not answered (for some variant) when the deadline
+/// passed, by `source`.
+pub const DEADLINE_HITS_METRIC: &str = "whereis_locator_deadline_hits_total";
+
 /// How lookups are run.
 #[derive(Debug, Clone)]
 pub struct LocatorSettings {
@@ -193,6 +197,13 @@ impl Locator {
         let mut devices = Vec::new();
         let mut errors = Vec::new();
         for (source, results) in answers {
+            if results
+                .iter()
+                .any(|result| matches!(result, Err(SourceError::Deadline(_))))
+            {
+                metrics::counter!(DEADLINE_HITS_METRIC, "source" => source.name().to_owned())
+                    .increment(1);
+            }
             let mut problems: Vec<String> = Vec::new();
             for result in results {
                 match result {
@@ -266,4 +277,80 @@ pub fn merge(devices: Vec<Device>, max_age: Duration) -> Vec<Device> {
 fn better(candidate: &Device, current: &Device) -> bool {
     let age = |d: &Device| d.last_seen_seconds.unwrap_or(u64::MAX);
     (age(candidate), candidate.priority) < (age(current), current.priority)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+    use crate::source::Probe;
+
+    /// A source that answers nothing, ever.
+    struct Silent;
+
+    impl LocationSource for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn priority(&self) -> i32 {
+            0
+        }
+        fn locate<'a>(
+            &'a self,
+            _identity: &'a str,
+        ) -> BoxFuture<'a, Result<SourceAnswer, SourceError>> {
+            Box::pin(futures::future::pending())
+        }
+        fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>> {
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    #[test]
+    fn a_source_silent_past_the_deadline_counts_one_hit_per_lookup() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let lookup = metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime");
+            let locator = Locator::new(
+                vec![Arc::new(Silent)],
+                LocatorSettings {
+                    // Two variants that both miss the deadline still count once.
+                    username_variants: vec!["{user}".into(), "CORP\\{user}".into()],
+                    deadline: Duration::from_secs(3),
+                    max_age: Duration::from_secs(600),
+                },
+            );
+            let username = Username::parse("jdoe").expect("username");
+            runtime.block_on(locator.locate(&username))
+        });
+        assert_eq!(lookup.errors.len(), 1, "{lookup:?}");
+        let series: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels: Vec<(String, String)> = key
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect();
+                (key.name().to_owned(), labels, value)
+            })
+            .collect();
+        assert_eq!(
+            series,
+            [(
+                DEADLINE_HITS_METRIC.to_owned(),
+                vec![("source".to_owned(), "silent".to_owned())],
+                DebugValue::Counter(1)
+            )]
+        );
+    }
 }

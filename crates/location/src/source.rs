@@ -125,6 +125,56 @@ pub enum SourceError {
     Invalid(String),
 }
 
+impl SourceError {
+    /// A short, stable name of the kind of failure, as the `kind` label of
+    /// `whereis_source_errors_total` names it: `setup`, `timeout`, `deadline`, `connect`,
+    /// `unauthorized`, `status`, `truncated`, `too_large`, `transport`, `parse` or `invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::Setup(_) => "setup",
+            SourceError::Timeout(_) => "timeout",
+            SourceError::Deadline(_) => "deadline",
+            SourceError::Connect(_) => "connect",
+            SourceError::Unauthorized(_) => "unauthorized",
+            SourceError::Status(_) => "status",
+            SourceError::Truncated(_) => "truncated",
+            SourceError::TooLarge(_) => "too_large",
+            SourceError::Transport(_) => "transport",
+            SourceError::Parse(_) => "parse",
+            SourceError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// Histogram of the time from sending a request to a source to having its whole answer (or its
+/// failure), by `source` and `api`.
+pub const REQUEST_DURATION_METRIC: &str = "whereis_source_request_duration_seconds";
+/// Counter of source failures, by `source` and `kind` ([`SourceError::kind`]); each failed lookup,
+/// image download, probe and map configuration fetch counts once.
+pub const ERRORS_METRIC: &str = "whereis_source_errors_total";
+
+/// What a request to a source asks for: the `api` label of [`REQUEST_DURATION_METRIC`].
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    CmxV3,
+    CmxV2,
+    Mse,
+    Maps,
+    Image,
+}
+
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::CmxV3 => "cmx-v3",
+            Endpoint::CmxV2 => "cmx-v2",
+            Endpoint::Mse => "mse",
+            Endpoint::Maps => "maps",
+            Endpoint::Image => "image",
+        }
+    }
+}
+
 /// What one source said about one identity.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceAnswer {
@@ -327,14 +377,61 @@ impl HttpSource {
 
     async fn get(
         &self,
+        endpoint: Endpoint,
         path_and_query: &str,
         credentials: &Credentials,
     ) -> Result<Fetched, SourceError> {
-        self.get_limited(path_and_query, credentials, self.settings.timeout, MAX_BODY)
-            .await
+        self.get_limited(
+            endpoint,
+            path_and_query,
+            credentials,
+            self.settings.timeout,
+            MAX_BODY,
+        )
+        .await
     }
 
+    /// One request, timed into [`REQUEST_DURATION_METRIC`] whatever its outcome.
     async fn get_limited(
+        &self,
+        endpoint: Endpoint,
+        path_and_query: &str,
+        credentials: &Credentials,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Fetched, SourceError> {
+        let started = Instant::now();
+        let result = self
+            .fetch(path_and_query, credentials, timeout, max_body)
+            .await;
+        metrics::histogram!(
+            REQUEST_DURATION_METRIC,
+            "source" => self.settings.name.clone(),
+            "api" => endpoint.label(),
+        )
+        .record(started.elapsed());
+        result
+    }
+
+    /// Counts a failure into [`ERRORS_METRIC`].
+    fn count_error(&self, err: &SourceError) {
+        metrics::counter!(
+            ERRORS_METRIC,
+            "source" => self.settings.name.clone(),
+            "kind" => err.kind(),
+        )
+        .increment(1);
+    }
+
+    /// Counts `result`'s failure, if any, and passes it on.
+    fn counted<T>(&self, result: Result<T, SourceError>) -> Result<T, SourceError> {
+        if let Err(err) = &result {
+            self.count_error(err);
+        }
+        result
+    }
+
+    async fn fetch(
         &self,
         path_and_query: &str,
         credentials: &Credentials,
@@ -398,7 +495,10 @@ impl HttpSource {
     async fn locate_cmx(&self, identity: &str) -> Result<Parsed, SourceError> {
         if self.v3_state.load(Ordering::Relaxed) != V3_ABSENT {
             let path = Self::client_query(cmx_v3::CLIENTS_PATH, identity);
-            match self.get(&path, self.v3_credentials()).await? {
+            match self
+                .get(Endpoint::CmxV3, &path, self.v3_credentials())
+                .await?
+            {
                 Fetched::NotFound => {
                     if self.v3_state.swap(V3_ABSENT, Ordering::Relaxed) != V3_ABSENT {
                         tracing::info!(source = %self.settings.name, "no CMX v3 API (404): using v2 from now on");
@@ -420,7 +520,10 @@ impl HttpSource {
 
     async fn locate_cmx_v2(&self, identity: &str) -> Result<Parsed, SourceError> {
         let path = Self::client_query(cmx_v2::CLIENTS_PATH, identity);
-        match self.get(&path, &self.settings.credentials).await? {
+        match self
+            .get(Endpoint::CmxV2, &path, &self.settings.credentials)
+            .await?
+        {
             Fetched::Body(body) => Ok(cmx_v2::parse(&body)?),
             Fetched::Empty => Ok(Parsed::default()),
             Fetched::NotFound => Err(SourceError::Status(
@@ -431,7 +534,10 @@ impl HttpSource {
 
     async fn locate_mse(&self, identity: &str) -> Result<Parsed, SourceError> {
         let path = format!("{}{}", mse::CLIENT_PATH, path_segment(identity)?);
-        match self.get(&path, &self.settings.credentials).await? {
+        match self
+            .get(Endpoint::Mse, &path, &self.settings.credentials)
+            .await?
+        {
             Fetched::Body(body) => Ok(mse::parse(&body)?),
             // MSE answers 404 (some versions 204) for an unknown user.
             Fetched::Empty | Fetched::NotFound => Ok(Parsed::default()),
@@ -503,11 +609,14 @@ impl HttpSource {
         if fresh {
             return;
         }
-        let result = match self.get(maps::MAPS_PATH, &self.settings.credentials).await {
+        let fetched = self
+            .get(Endpoint::Maps, maps::MAPS_PATH, &self.settings.credentials)
+            .await;
+        let result = self.counted(match fetched {
             Ok(Fetched::Body(body)) => maps::parse_catalog(&body).map_err(SourceError::from),
             Ok(_) => Ok(Vec::new()),
             Err(err) => Err(err),
-        };
+        });
         let mut catalog = self.catalog.write().await;
         catalog.fetched_at = Some(Instant::now());
         match result {
@@ -534,22 +643,31 @@ impl HttpSource {
             .collect::<Result<_, _>>()
             .ok()?;
         let path = format!("{}{}", maps::MAP_INFO_PATH, segments.join("/"));
-        match self.get(&path, &self.settings.credentials).await {
-            Ok(Fetched::Body(body)) => maps::parse_floor_info(&body, hierarchy).ok().flatten(),
-            _ => None,
-        }
+        let fetched = self
+            .get(Endpoint::Maps, &path, &self.settings.credentials)
+            .await;
+        // A floor the server cannot describe is no failure; a broken answer is.
+        let floor = self.counted(match fetched {
+            Ok(Fetched::Body(body)) => {
+                maps::parse_floor_info(&body, hierarchy).map_err(SourceError::from)
+            }
+            Ok(_) => Ok(None),
+            Err(err) => Err(err),
+        });
+        floor.ok().flatten()
     }
 
     async fn probe_cmx(&self) -> Result<Probe, SourceError> {
         if self.settings.kind == SourceKind::Cmx {
             let path = Self::client_query(cmx_v3::CLIENTS_PATH, PROBE_IDENTITY);
             if !matches!(
-                self.get(&path, self.v3_credentials()).await?,
+                self.get(Endpoint::CmxV3, &path, self.v3_credentials())
+                    .await?,
                 Fetched::NotFound
             ) {
                 self.v3_state.store(V3_PRESENT, Ordering::Relaxed);
                 let floors = match self
-                    .get(maps::MAPS_PATH, &self.settings.credentials)
+                    .get(Endpoint::Maps, maps::MAPS_PATH, &self.settings.credentials)
                     .await?
                 {
                     Fetched::Body(body) => maps::parse_catalog(&body)?.len(),
@@ -565,7 +683,10 @@ impl HttpSource {
             self.v3_state.store(V3_ABSENT, Ordering::Relaxed);
         }
         let path = Self::client_query(cmx_v2::CLIENTS_PATH, PROBE_IDENTITY);
-        match self.get(&path, &self.settings.credentials).await? {
+        match self
+            .get(Endpoint::CmxV2, &path, &self.settings.credentials)
+            .await?
+        {
             Fetched::NotFound => Err(SourceError::Status(
                 "404 Not Found on the CMX v2 client API (is this a CMX server?)".to_owned(),
             )),
@@ -576,9 +697,37 @@ impl HttpSource {
         }
     }
 
+    /// The work of [`LocationSource::floor_image`], which counts its failure.
+    async fn download_image(&self, image_name: &str) -> Result<Vec<u8>, SourceError> {
+        let prefix = match self.settings.kind {
+            SourceKind::Cmx | SourceKind::CmxV2 => CMX_IMAGE_PATH,
+            SourceKind::Mse => MSE_IMAGE_PATH,
+        };
+        let path = format!("{prefix}{}", path_segment(image_name)?);
+        let fetched = self
+            .get_limited(
+                Endpoint::Image,
+                &path,
+                &self.settings.credentials,
+                self.settings.image_timeout,
+                MAX_IMAGE_BODY,
+            )
+            .await?;
+        match fetched {
+            Fetched::Body(body) if !body.is_empty() => Ok(body),
+            Fetched::NotFound => Err(SourceError::Status(format!(
+                "404 Not Found: no floor image {image_name:?}"
+            ))),
+            _ => Err(SourceError::Status(format!(
+                "empty answer for floor image {image_name:?}"
+            ))),
+        }
+    }
+
     async fn probe_mse(&self) -> Result<Probe, SourceError> {
         let path = format!("{}{}", mse::CLIENT_PATH, PROBE_IDENTITY);
-        self.get(&path, &self.settings.credentials).await?;
+        self.get(Endpoint::Mse, &path, &self.settings.credentials)
+            .await?;
         Ok(Probe {
             api: Api::Mse,
             detail: "MSE Context Aware API".to_owned(),
@@ -597,10 +746,10 @@ impl LocationSource for HttpSource {
 
     fn locate<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<SourceAnswer, SourceError>> {
         Box::pin(async move {
-            let parsed = match self.settings.kind {
-                SourceKind::Cmx | SourceKind::CmxV2 => self.locate_cmx(identity).await?,
-                SourceKind::Mse => self.locate_mse(identity).await?,
-            };
+            let parsed = self.counted(match self.settings.kind {
+                SourceKind::Cmx | SourceKind::CmxV2 => self.locate_cmx(identity).await,
+                SourceKind::Mse => self.locate_mse(identity).await,
+            })?;
             Ok(SourceAnswer {
                 devices: parsed.devices,
                 rejected: parsed.rejected,
@@ -612,38 +761,15 @@ impl LocationSource for HttpSource {
         &'a self,
         image_name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<u8>, SourceError>> {
-        Box::pin(async move {
-            let prefix = match self.settings.kind {
-                SourceKind::Cmx | SourceKind::CmxV2 => CMX_IMAGE_PATH,
-                SourceKind::Mse => MSE_IMAGE_PATH,
-            };
-            let path = format!("{prefix}{}", path_segment(image_name)?);
-            let fetched = self
-                .get_limited(
-                    &path,
-                    &self.settings.credentials,
-                    self.settings.image_timeout,
-                    MAX_IMAGE_BODY,
-                )
-                .await?;
-            match fetched {
-                Fetched::Body(body) if !body.is_empty() => Ok(body),
-                Fetched::NotFound => Err(SourceError::Status(format!(
-                    "404 Not Found: no floor image {image_name:?}"
-                ))),
-                _ => Err(SourceError::Status(format!(
-                    "empty answer for floor image {image_name:?}"
-                ))),
-            }
-        })
+        Box::pin(async move { self.counted(self.download_image(image_name).await) })
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>> {
         Box::pin(async move {
-            match self.settings.kind {
+            self.counted(match self.settings.kind {
                 SourceKind::Cmx | SourceKind::CmxV2 => self.probe_cmx().await,
                 SourceKind::Mse => self.probe_mse().await,
-            }
+            })
         })
     }
 }
@@ -772,5 +898,99 @@ mod tests {
         ));
         let err = HttpSource::new(settings("https://x", Some("/nonexistent/ca.pem"))).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_request_records_its_duration_and_its_failure() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let result = metrics::with_local_recorder(&recorder, || {
+            // A current-thread runtime keeps every await on this thread, where the recorder is.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let url = format!("http://{}", listener.local_addr().expect("address"));
+                tokio::spawn(async move {
+                    // Every request is refused: wrong credentials.
+                    while let Ok((mut stream, _)) = listener.accept().await {
+                        let mut request = [0u8; 4096];
+                        let _ = stream.read(&mut request).await;
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                    }
+                });
+                let source = HttpSource::new(SourceSettings {
+                    name: "mse-hq".into(),
+                    kind: SourceKind::Mse,
+                    url,
+                    credentials: Credentials {
+                        username: "u".into(),
+                        password: Secret::new("p"),
+                    },
+                    v3_credentials: None,
+                    ca_file: None,
+                    insecure_skip_tls_verify: false,
+                    priority: 0,
+                    timeout: Duration::from_secs(5),
+                    image_timeout: Duration::from_secs(5),
+                    network: whereis_net::Network::direct(),
+                })
+                .expect("source");
+                source.locate("jdoe").await
+            })
+        });
+        assert_eq!(result, Err(SourceError::Unauthorized(401)));
+        let mut durations = 0;
+        let mut errors = 0;
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let labels: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
+            match (key.name(), value) {
+                (REQUEST_DURATION_METRIC, DebugValue::Histogram(samples)) => {
+                    assert_eq!(labels, [("source", "mse-hq"), ("api", "mse")]);
+                    durations += samples.len();
+                }
+                (ERRORS_METRIC, DebugValue::Counter(n)) => {
+                    assert_eq!(labels, [("source", "mse-hq"), ("kind", "unauthorized")]);
+                    errors += n;
+                }
+                (name, _) => panic!("unexpected series {name}"),
+            }
+        }
+        assert_eq!((durations, errors), (1, 1));
+    }
+
+    #[test]
+    fn every_error_has_a_kind_label() {
+        let kinds = [
+            SourceError::Setup("x".into()),
+            SourceError::Timeout(1),
+            SourceError::Deadline(1),
+            SourceError::Connect("x".into()),
+            SourceError::Unauthorized(401),
+            SourceError::Status("x".into()),
+            SourceError::Truncated("x".into()),
+            SourceError::TooLarge(1),
+            SourceError::Transport("x".into()),
+            SourceError::Parse(ParseError::Json("x".into())),
+            SourceError::Invalid("x".into()),
+        ]
+        .map(|err| err.kind());
+        let mut unique = kinds.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), kinds.len());
+        assert!(kinds
+            .iter()
+            .all(|k| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
     }
 }

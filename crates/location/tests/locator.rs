@@ -663,7 +663,7 @@ async fn a_source_failing_for_one_variant_keeps_what_it_found_for_another() {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The answer as `find --json` prints it (DESIGN.md §3.2).
+// The answer as `find --json` prints it (the JSON document the README describes).
 
 #[tokio::test]
 async fn the_lookup_serialises_to_the_documented_json() {

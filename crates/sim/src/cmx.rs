@@ -96,7 +96,7 @@ pub(crate) fn dimension_json(f: &crate::FloorSpec) -> Value {
     })
 }
 
-/// One v2 client object, like `fixtures/cmx-v2-clients-sandbox.json`.
+/// One v2 client object, like `crates/location/tests/fixtures/cmx-v2-clients-sandbox.json`.
 pub(crate) fn v2_client(c: &Client, now: &Now) -> Value {
     let last = now.ago(c.last_heard_seconds);
     let first = now.ago(c.last_heard_seconds.saturating_add(3 * 3600));
@@ -145,7 +145,7 @@ fn lossy_floor_id(id: u64) -> u64 {
     format!("{}", id as f64).parse().unwrap_or(id)
 }
 
-/// One flat v3 record, like `fixtures/cmx-v3-clients-sandbox.json`.
+/// One flat v3 record, like `crates/location/tests/fixtures/cmx-v3-clients-sandbox.json`.
 pub(crate) fn v3_client(c: &Client, now: &Now) -> Value {
     let last = now.ago(c.last_heard_seconds);
     let unit = c.floor.unit.as_str();

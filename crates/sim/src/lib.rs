@@ -1,8 +1,8 @@
 //! Simulated Cisco wireless location servers (CMX 10.x v2/v3 and MSE 8.x) and a Webex API double, for tests
 //! and demos.
 //!
-//! The simulator speaks the **real wire formats** (see `DESIGN.md` §4 and the JSON fixtures) over real
-//! HTTP/1.1 on loopback ports, driven by a [`Scenario`], with per-server [`Fault`] injection. It depends on
+//! The simulator speaks the **real wire formats** (as recorded in `crates/location/tests/fixtures`) over
+//! real HTTP/1.1 on loopback ports, driven by a [`Scenario`], with per-server [`Fault`] injection. It depends on
 //! no other workspace crate: it writes its JSON by itself, shaped like the fixtures, so it checks the
 //! clients independently.
 //!
@@ -31,7 +31,7 @@
 //! - `webex` — [`WebexDouble`], the Webex API double (see below): `webex/mod.rs` (the double, its state and
 //!   public methods), `webex/rest.rs` (router, bearer gate, `/v1` endpoints), `webex/devices.rs` (U2C
 //!   catalog, device service), `webex/mercury.rs` (websocket, activities, conversation lookup),
-//!   `webex/multipart.rs`.
+//!   `webex/multipart.rs` (multipart bodies, read with `multer`).
 //! - `proxy` — [`ForwardProxy`], a forwarding HTTP proxy (CONNECT and absolute-form)
 //!   for corporate-proxy tests.
 //!

@@ -16,7 +16,7 @@ use crate::data::{stamp, Client, Now, ServerData};
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
 
-/// One `WirelessClientLocation`, like the entries of `fixtures/mse-clients-list-paged.json`.
+/// One `WirelessClientLocation`, like the entries of `crates/location/tests/fixtures/mse-clients-list-paged.json`.
 pub(crate) fn entry(c: &Client, now: &Now) -> Value {
     let mut v = json!({
         "macAddress": c.mac,

@@ -34,6 +34,14 @@ const MAX_PEOPLE: u32 = 1000;
 const ROOM_PAGE_SIZE: usize = 100;
 /// Largest `max` Webex accepts on `GET /messages`.
 const MAX_MESSAGES: u32 = 1000;
+/// Counter of REST calls by `op` (e.g. `POST /messages`) and `result` (`ok`, `error`): one per call,
+/// whatever its retries.
+pub const REQUESTS_METRIC: &str = "whereis_webex_requests_total";
+/// Counter of waits a 429 or 423 answer imposed (`Retry-After`).
+pub const RATE_LIMIT_WAITS_METRIC: &str = "whereis_webex_rate_limit_waits_total";
+/// Counter of the seconds spent in those waits (rounded to whole seconds).
+pub const RATE_LIMIT_WAIT_SECONDS_METRIC: &str = "whereis_webex_rate_limit_wait_seconds_total";
+
 /// The `User-Agent` of every request and of the websocket handshake.
 pub(crate) const USER_AGENT: &str = concat!("whereis-webex/", env!("CARGO_PKG_VERSION"));
 
@@ -552,8 +560,23 @@ impl WebexClient {
         self.execute_with(op, &self.inner.retry, build).await
     }
 
-    /// Runs one call: attempts, waits and retries under `policy`.
+    /// Runs one call: attempts, waits and retries under `policy`; counted in [`REQUESTS_METRIC`].
     async fn execute_with<F>(
+        &self,
+        op: &str,
+        policy: &RetryPolicy,
+        build: F,
+    ) -> Result<Answer, WebexError>
+    where
+        F: Fn() -> Result<RequestBuilder, WebexError>,
+    {
+        let result = self.attempts(op, policy, build).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!(REQUESTS_METRIC, "op" => op.to_owned(), "result" => outcome).increment(1);
+        result
+    }
+
+    async fn attempts<F>(
         &self,
         op: &str,
         policy: &RetryPolicy,
@@ -608,6 +631,12 @@ impl WebexClient {
                 error = %failure.error,
                 "webex request failed; retrying"
             );
+            if throttled {
+                metrics::counter!(RATE_LIMIT_WAITS_METRIC).increment(1);
+                // The facade's counters are whole numbers; Webex's Retry-After is whole seconds.
+                let seconds = delay.as_secs_f64().round() as u64;
+                metrics::counter!(RATE_LIMIT_WAIT_SECONDS_METRIC).increment(seconds);
+            }
             tokio::time::sleep(delay).await;
             waited += delay;
         }
@@ -958,5 +987,92 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn calls_and_rate_limit_waits_are_recorded() {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            // A current-thread runtime keeps every await on this thread, where the recorder is.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let calls = Arc::new(AtomicUsize::new(0));
+                let app = axum::Router::new().route(
+                    "/v1/people/me",
+                    axum::routing::get(move || {
+                        let calls = calls.clone();
+                        async move {
+                            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                                (StatusCode::TOO_MANY_REQUESTS, [(RETRY_AFTER, "1")], "")
+                                    .into_response()
+                            } else {
+                                (
+                                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                                    r#"{"id":"B1","emails":["bot@example.com"]}"#,
+                                )
+                                    .into_response()
+                            }
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let base = format!("http://{}/v1", listener.local_addr().expect("address"));
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                let c = client(&base);
+                assert_eq!(c.me().await.expect("second attempt answers").id, "B1");
+                assert!(c.message("M1").await.is_err(), "no such route: 404");
+            });
+        });
+        /// A counter's name, labels and value.
+        type Series = (String, Vec<(String, String)>, u64);
+        let counters: Vec<Series> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match value {
+                DebugValue::Counter(n) => {
+                    let key = key.key();
+                    let labels = key
+                        .labels()
+                        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                        .collect();
+                    Some((key.name().to_owned(), labels, n))
+                }
+                _ => None,
+            })
+            .collect();
+        let count = |name: &str, labels: &[(&str, &str)]| {
+            counters
+                .iter()
+                .find(|(n, l, _)| {
+                    n == name
+                        && l.len() == labels.len()
+                        && labels
+                            .iter()
+                            .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                })
+                .map(|(_, _, value)| *value)
+        };
+        let ok = [("op", "GET /people/me"), ("result", "ok")];
+        let error = [("op", "GET /messages/{id}"), ("result", "error")];
+        assert_eq!(count(REQUESTS_METRIC, &ok), Some(1), "{counters:?}");
+        assert_eq!(count(REQUESTS_METRIC, &error), Some(1), "{counters:?}");
+        assert_eq!(count(RATE_LIMIT_WAITS_METRIC, &[]), Some(1), "{counters:?}");
+        assert_eq!(
+            count(RATE_LIMIT_WAIT_SECONDS_METRIC, &[]),
+            Some(1),
+            "{counters:?}"
+        );
     }
 }

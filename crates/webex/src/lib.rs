@@ -35,6 +35,10 @@
 //! - [`text`]: the message size limit and [`truncate_message`].
 //! - [`WebexError`]: typed failures that keep Webex's `trackingid`.
 //!
+//! Metrics (recorded through the `metrics` facade; the binary installs the exporter): calls by
+//! operation and result ([`client::REQUESTS_METRIC`]) and the waits rate limits imposed
+//! ([`client::RATE_LIMIT_WAITS_METRIC`], [`client::RATE_LIMIT_WAIT_SECONDS_METRIC`]).
+//!
 //! Invariants: nothing received from Webex is unwrapped (no input can make this crate panic); the
 //! token and webhook secrets live in [`SecretString`]s and never reach a log, an error or a `Debug`
 //! print; the token is sent only to the configured API, the device service, the websocket, or a
@@ -109,7 +113,9 @@ pub mod types;
 pub use activity::{
     fallback_message_id, parse_envelope, resolve_message_id, Activity, Actor, Envelope, Target,
 };
-pub use client::{Token, WebexClient};
+pub use client::{
+    Token, WebexClient, RATE_LIMIT_WAITS_METRIC, RATE_LIMIT_WAIT_SECONDS_METRIC, REQUESTS_METRIC,
+};
 pub use device::{Device, DeviceService, NewDevice, DEFAULT_DEVICE_SERVICE, DEFAULT_U2C_BASE};
 pub use error::WebexError;
 pub use listener::{BotIdentity, Listener, ListenerConfig, ListenerEvent, ListenerSettings, Post};

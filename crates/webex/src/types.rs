@@ -266,7 +266,7 @@ pub struct UpdateWebhook {
     pub status: Option<String>,
 }
 
-/// The body Webex POSTs to a webhook (`fixtures/webex-webhook-message-created.json`).
+/// The body Webex POSTs to a webhook (`tests/fixtures/webex-webhook-message-created.json`).
 /// Unknown fields are ignored; missing optional ones are fine.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

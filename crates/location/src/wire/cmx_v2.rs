@@ -4,9 +4,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::client::{ClientRecord, FloorFields};
 use super::{
-    age, id_string, json_body, located_device, map_records, non_empty, preferred_ip, record,
-    seconds, ParseError, Parsed, WireCoordinate, WireDimension,
+    id_string, json_body, kind_of, map_records, preferred_ip, record, ParseError, Parsed,
+    WireCoordinate, WireDimension, WireImage,
 };
 use crate::model::{Api, Device};
 
@@ -46,14 +47,7 @@ struct MapInfo {
     #[serde(default)]
     floor_dimension: Option<WireDimension>,
     #[serde(default)]
-    image: Option<Image>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Image {
-    #[serde(default)]
-    pub image_name: Option<String>,
+    image: Option<WireImage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,60 +87,37 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
 
 fn convert(value: Value) -> Result<Device, String> {
     let client: Client = record(value)?;
-    let map_info = client.map_info;
-    let hierarchy = map_info
+    let stats = client.statistics;
+    let last_heard = stats
         .as_ref()
-        .and_then(|info| info.map_hierarchy_string.clone());
-    let mut device = located_device(
-        Api::CmxV2,
-        &client.mac_address,
-        hierarchy,
-        client.map_coordinate.read("mapCoordinate")?,
-    )?;
-    if let Some(info) = map_info {
-        device.floor_ref_id = info.floor_ref_id.clone();
-        let image = info.image.and_then(|image| image.image_name);
-        if let Some(plan) = info
-            .floor_dimension
-            .and_then(|dim| dim.floor_plan(info.floor_ref_id, image))
-        {
-            device.set_floor_plan(plan);
-        }
+        .and_then(|stats| stats.max_detected_rssi.as_ref())
+        .and_then(|rssi| rssi.last_heard_in_seconds);
+    let (last_located_time, current_server_time) = stats
+        .map(|stats| (stats.last_located_time, stats.current_server_time))
+        .unwrap_or_default();
+    ClientRecord {
+        mac_address: client.mac_address,
+        floor: client
+            .map_info
+            .map(|info| FloorFields {
+                hierarchy: info.map_hierarchy_string,
+                floor_ref_id: info.floor_ref_id,
+                dimension: info.floor_dimension,
+                image_name: info.image.and_then(|image| image.image_name),
+            })
+            .unwrap_or_default(),
+        coordinate: (client.map_coordinate, "mapCoordinate"),
+        confidence_factor: client.confidence_factor,
+        ip_address: client.ip_address,
+        user_name: client.user_name,
+        ssid: client.ssid,
+        dot11_status: client.dot11_status,
+        manufacturer: client.manufacturer,
+        last_heard_in_seconds: last_heard,
+        last_located_time,
+        current_server_time,
     }
-    device.identity = non_empty(client.user_name);
-    device.ip = client.ip_address;
-    device.ssid = non_empty(client.ssid);
-    device.status = non_empty(client.dot11_status)
-        .map(|s| s.to_ascii_uppercase())
-        .unwrap_or_else(|| "UNKNOWN".to_owned());
-    device.confidence = client.confidence_factor.filter(|c| c.is_finite());
-    device.manufacturer = non_empty(client.manufacturer);
-    if let Some(stats) = client.statistics {
-        device.last_seen_seconds = seconds(
-            stats
-                .max_detected_rssi
-                .and_then(|rssi| rssi.last_heard_in_seconds),
-        )
-        .or_else(|| {
-            age(
-                stats.last_located_time.as_deref(),
-                stats.current_server_time.as_deref(),
-            )
-        });
-    }
-    Ok(device)
-}
-
-/// A short name of a JSON value's kind, for error messages.
-pub(crate) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    .into_device(Api::CmxV2)
 }
 
 #[cfg(test)]

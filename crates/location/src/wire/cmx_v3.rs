@@ -7,10 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cmx_v2::kind_of;
 use super::{
-    id_string, json_body, located_device, map_records, non_empty, parse_timestamp, preferred_ip,
-    record, seconds, time::seconds_between, ParseError, Parsed, WireCoordinate,
+    id_string, json_body, kind_of, located_device, map_records, non_empty, parse_timestamp,
+    preferred_ip, record, seconds, time::seconds_between, ParseError, Parsed, WireCoordinate,
 };
 use crate::model::{Api, Device};
 

@@ -5,8 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cmx_v2::{kind_of, Image};
-use super::{id_string, json_body, non_empty, record, ParseError, WireDimension};
+use super::{
+    id_string, json_body, kind_of, non_empty, record, ParseError, WireDimension, WireImage,
+};
 use crate::model::FloorPlan;
 
 /// Path of the whole map configuration.
@@ -58,7 +59,7 @@ struct Floor {
     #[serde(default, alias = "floorDimension")]
     dimension: Option<WireDimension>,
     #[serde(default)]
-    image: Option<Image>,
+    image: Option<WireImage>,
     #[serde(default)]
     hierarchy_name: Option<String>,
 }

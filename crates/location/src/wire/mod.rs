@@ -4,6 +4,7 @@
 //! [`ParseError`]; a single unusable record inside an otherwise good answer is reported as a
 //! [`RecordError`] while the other records are still used.
 
+mod client;
 pub mod cmx_v2;
 pub mod cmx_v3;
 pub mod maps;
@@ -190,6 +191,26 @@ impl WireDimension {
             unit,
             image_name: non_empty(image_name),
         })
+    }
+}
+
+/// A floor's image as CMX (`image`) and MSE (`Image`) name it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireImage {
+    #[serde(default)]
+    pub image_name: Option<String>,
+}
+
+/// A short name of a JSON value's kind, for error messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -5,10 +5,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cmx_v2::{kind_of, Image};
+use super::client::{ClientRecord, FloorFields};
 use super::{
-    age, id_string, json_body, located_device, map_records, non_empty, preferred_ip, record,
-    ParseError, Parsed, WireCoordinate, WireDimension,
+    id_string, json_body, kind_of, map_records, preferred_ip, record, ParseError, Parsed,
+    WireCoordinate, WireDimension, WireImage,
 };
 use crate::model::{Api, Device};
 
@@ -54,7 +54,7 @@ struct MapInfo {
     )]
     dimension: Option<WireDimension>,
     #[serde(default, rename = "Image", alias = "image")]
-    image: Option<Image>,
+    image: Option<WireImage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,41 +109,34 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
 
 fn convert(value: Value) -> Result<Device, String> {
     let client: Client = record(value)?;
-    let map_info = client.map_info;
-    let hierarchy = map_info
-        .as_ref()
-        .and_then(|info| info.map_hierarchy_string.clone());
-    let mut device = located_device(
-        Api::Mse,
-        &client.mac_address,
-        hierarchy,
-        client.map_coordinate.read("MapCoordinate")?,
-    )?;
-    if let Some(info) = map_info {
-        device.floor_ref_id = info.floor_ref_id.clone();
-        let image = info.image.and_then(|image| image.image_name);
-        if let Some(plan) = info
-            .dimension
-            .and_then(|dim| dim.floor_plan(info.floor_ref_id, image))
-        {
-            device.set_floor_plan(plan);
-        }
+    let (last_located_time, current_server_time) = client
+        .statistics
+        .map(|stats| (stats.last_located_time, stats.current_server_time))
+        .unwrap_or_default();
+    ClientRecord {
+        mac_address: client.mac_address,
+        floor: client
+            .map_info
+            .map(|info| FloorFields {
+                hierarchy: info.map_hierarchy_string,
+                floor_ref_id: info.floor_ref_id,
+                dimension: info.dimension,
+                image_name: info.image.and_then(|image| image.image_name),
+            })
+            .unwrap_or_default(),
+        coordinate: (client.map_coordinate, "MapCoordinate"),
+        confidence_factor: client.confidence_factor,
+        ip_address: client.ip_address,
+        user_name: client.user_name,
+        ssid: client.ssid,
+        dot11_status: client.dot11_status,
+        manufacturer: client.manufacturer,
+        // MSE has no `lastHeardInSeconds`: freshness comes from its timestamps alone.
+        last_heard_in_seconds: None,
+        last_located_time,
+        current_server_time,
     }
-    device.identity = non_empty(client.user_name);
-    device.ip = client.ip_address;
-    device.ssid = non_empty(client.ssid);
-    device.status = non_empty(client.dot11_status)
-        .map(|s| s.to_ascii_uppercase())
-        .unwrap_or_else(|| "UNKNOWN".to_owned());
-    device.confidence = client.confidence_factor.filter(|c| c.is_finite());
-    device.manufacturer = non_empty(client.manufacturer);
-    device.last_seen_seconds = client.statistics.and_then(|stats| {
-        age(
-            stats.last_located_time.as_deref(),
-            stats.current_server_time.as_deref(),
-        )
-    });
-    Ok(device)
+    .into_device(Api::Mse)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! the bot's Webex client, so it checks that client independently.
 //!
 //! Modules: `rest` (router, gate, `/v1` endpoints), `devices` (U2C and WDM), `mercury` (websocket,
-//! activities, conversation lookup), `multipart` (`multipart/form-data` parsing).
+//! activities, conversation lookup), `multipart` (`multipart/form-data` bodies, read with `multer`).
 
 mod devices;
 mod mercury;
@@ -20,6 +20,7 @@ mod rest;
 pub use devices::MAX_DEVICES;
 pub use devices::{DeviceChange, DeviceEvent, RegisteredDevice};
 pub use mercury::{MercuryStats, PushedActivity, CLOSE_AUTH_FAILED, CLOSE_EXPIRED};
+pub use multipart::{read_parts, FormError, FormPart};
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Map, Value};
 
-use super::multipart::{multipart_boundary, parse_multipart};
+use super::multipart::{read_parts, FormError};
 use super::{
     bad_request, canonical_id, devices, lock, mercury, now_stamp, stamp, ApiError, Draft, Inner,
     Message, MessagesFault, PostedFile, RoomKind, DEFAULT_MESSAGES_MAX, DEFAULT_PEOPLE_MAX,
@@ -425,7 +425,7 @@ async fn create_message(
         .to_ascii_lowercase();
     let draft = match mime.as_str() {
         "application/json" => json_draft(&bytes),
-        "multipart/form-data" => multipart_draft(content_type, &bytes),
+        "multipart/form-data" => multipart_draft(content_type, bytes).await,
         _ => Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
@@ -530,11 +530,15 @@ fn json_draft(bytes: &[u8]) -> Result<Draft, ApiError> {
     Ok(draft)
 }
 
-fn multipart_draft(content_type: &str, bytes: &[u8]) -> Result<Draft, ApiError> {
-    let boundary = multipart_boundary(content_type)
-        .ok_or_else(|| bad_request("multipart/form-data without a boundary."))?;
-    let parts = parse_multipart(bytes, &boundary)
-        .map_err(|problem| bad_request(format!("Malformed multipart body: {problem}")))?;
+async fn multipart_draft(content_type: &str, bytes: axum::body::Bytes) -> Result<Draft, ApiError> {
+    let parts = read_parts(content_type, bytes)
+        .await
+        .map_err(|err| match err {
+            FormError::NoBoundary => bad_request("multipart/form-data without a boundary."),
+            FormError::Malformed(problem) => {
+                bad_request(format!("Malformed multipart body: {problem}"))
+            }
+        })?;
     let mut draft = Draft::default();
     for part in parts {
         if part.name == "files" {
