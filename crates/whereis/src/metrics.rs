@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{describe_counter, describe_gauge};
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Lookups answered, by `channel` and `outcome`.
@@ -91,4 +91,53 @@ fn describe() {
         "Connections of the store's pool, by state."
     );
     describe_counter!(STORE_ERRORS, "Store operations that failed, by kind.");
+    describe_histogram!(
+        whereis_location::REQUEST_DURATION_METRIC,
+        Unit::Seconds,
+        "Time from sending a request to a location server to having its whole answer, by source and API."
+    );
+    describe_counter!(
+        whereis_location::ERRORS_METRIC,
+        "Failed requests to location servers, by source and kind."
+    );
+    describe_counter!(
+        whereis_location::DEADLINE_HITS_METRIC,
+        "Lookups in which a source had not answered by the lookup deadline."
+    );
+    describe_counter!(
+        whereis_floormap::MAP_CACHE_HITS_TOTAL,
+        "Floor images found in a cache, by level (memory, disk)."
+    );
+    describe_counter!(
+        whereis_floormap::MAP_CACHE_MISSES_TOTAL,
+        "Floor images that had to be downloaded."
+    );
+    describe_gauge!(
+        whereis_floormap::MAP_CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes of decoded floor images held in memory."
+    );
+    describe_histogram!(
+        whereis_floormap::MAP_DECODE_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to decode a floor image from its original bytes."
+    );
+    describe_histogram!(
+        whereis_floormap::MAP_RENDER_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to draw a position on a floor image and encode the PNG."
+    );
+    describe_counter!(
+        whereis_webex::REQUESTS_METRIC,
+        "Requests to the Webex REST API, by operation and result."
+    );
+    describe_counter!(
+        whereis_webex::RATE_LIMIT_WAITS_METRIC,
+        "Times Webex answered 429 and a request waited."
+    );
+    describe_counter!(
+        whereis_webex::RATE_LIMIT_WAIT_SECONDS_METRIC,
+        Unit::Seconds,
+        "Seconds spent waiting for Webex's rate limit."
+    );
 }
