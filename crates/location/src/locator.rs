@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture, FutureExt, Shared};
 use serde::Serialize;
 use tokio::time::{timeout_at, Instant};
 use unicode_normalization::UnicodeNormalization;
@@ -145,12 +145,54 @@ impl Lookup {
 pub struct Locator {
     sources: Vec<Arc<dyn LocationSource>>,
     settings: LocatorSettings,
+    in_flight: Arc<InFlight>,
 }
+
+/// One source's answer for one identity, shared by every lookup that asks while it is on its way.
+type SharedAnswer = Shared<BoxFuture<'static, Result<SourceAnswer, SourceError>>>;
+
+/// Requests on their way, by (source index, identity): a lookup that needs the same answer joins
+/// the request instead of sending another. Nothing is kept once the answer arrives, so no answer
+/// is older than the request it came from.
+type InFlight = Mutex<HashMap<(usize, String), SharedAnswer>>;
 
 impl Locator {
     /// A locator over `sources`, in configuration order (the order breaks final ties).
     pub fn new(sources: Vec<Arc<dyn LocationSource>>, settings: LocatorSettings) -> Locator {
-        Locator { sources, settings }
+        Locator {
+            sources,
+            settings,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Asks source `index` about `identity`, or joins the same question already on its way.
+    fn ask(&self, index: usize, identity: &str) -> SharedAnswer {
+        let key = (index, identity.to_owned());
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(answer) = in_flight.get(&key) {
+            return answer.clone();
+        }
+        let source = Arc::clone(&self.sources[index]);
+        let registry = Arc::downgrade(&self.in_flight);
+        let owned_key = key.clone();
+        let answer = async move {
+            let answer = source.locate(&owned_key.1).await;
+            if let Some(registry) = registry.upgrade() {
+                registry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&owned_key);
+            }
+            answer
+        }
+        .boxed()
+        .shared();
+        in_flight.insert(key, answer.clone());
+        // Driven to the end even if every lookup waiting for it gives up at its deadline, so the
+        // entry is always removed and a later lookup never joins a request left half done.
+        tokio::spawn(answer.clone());
+        answer
     }
 
     /// The configured sources.
@@ -181,11 +223,11 @@ impl Locator {
         let identities = self.identities(username);
         let deadline = Instant::now() + self.settings.deadline;
         let deadline_ms = self.settings.deadline.as_millis();
-        let per_source = self.sources.iter().map(|source| {
+        let per_source = self.sources.iter().enumerate().map(|(index, source)| {
             let identities = &identities;
             async move {
                 let asks = identities.iter().map(|identity| async move {
-                    timeout_at(deadline, source.locate(identity))
+                    timeout_at(deadline, self.ask(index, identity))
                         .await
                         .unwrap_or(Err(SourceError::Deadline(deadline_ms)))
                 });
@@ -351,6 +393,71 @@ mod tests {
                 vec![("source".to_owned(), "silent".to_owned())],
                 DebugValue::Counter(1)
             )]
+        );
+    }
+
+    /// A source that counts the questions it gets and answers each once `gate` opens.
+    struct Gated {
+        asked: std::sync::atomic::AtomicUsize,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl LocationSource for Gated {
+        fn name(&self) -> &str {
+            "gated"
+        }
+        fn priority(&self) -> i32 {
+            0
+        }
+        fn locate<'a>(
+            &'a self,
+            _identity: &'a str,
+        ) -> BoxFuture<'a, Result<SourceAnswer, SourceError>> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                let _open = self.gate.acquire().await;
+                Ok(SourceAnswer::default())
+            })
+        }
+        fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>> {
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn lookups_asking_the_same_while_it_is_on_its_way_share_one_request_and_later_ones_ask_again(
+    ) {
+        let source = Arc::new(Gated {
+            asked: 0.into(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let locator = Locator::new(
+            vec![source.clone() as Arc<dyn LocationSource>],
+            LocatorSettings {
+                username_variants: vec!["{user}".into(), "CORP\\{user}".into()],
+                deadline: Duration::from_secs(30),
+                max_age: Duration::from_secs(600),
+            },
+        );
+        let username = Username::parse("jdoe").expect("username");
+        let first = locator.locate(&username);
+        let second = locator.locate(&username);
+        let both = async {
+            tokio::task::yield_now().await;
+            source.gate.add_permits(100);
+        };
+        let (first, second, ()) = tokio::join!(first, second, both);
+        assert!(first.errors.is_empty() && second.errors.is_empty());
+        assert_eq!(
+            source.asked.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "one request per identity, shared by both lookups"
+        );
+        locator.locate(&username).await;
+        assert_eq!(
+            source.asked.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "an answer is not kept after it arrived"
         );
     }
 }

@@ -16,6 +16,8 @@ use whereis_sim::webex::WebexDouble;
 
 const SECRET: &str = "bench-secret";
 const JANE: &str = "jane.doe@example.com";
+/// Questions delivered at once in the throughput benchmark.
+const BURST: usize = 64;
 
 fn webhook_round_trip(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -80,6 +82,36 @@ fn webhook_round_trip(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| say("whereis jdoe", 4))
     });
     group.finish();
+
+    // Throughput: a burst of questions delivered at once (as a busy morning might bring), timed
+    // until every reply of every question is posted.
+    let mut burst = c.benchmark_group("webhook burst");
+    burst.sample_size(10);
+    burst.measurement_time(Duration::from_secs(20));
+    burst.throughput(criterion::Throughput::Elements(BURST as u64));
+    burst.bench_function("64 × whereis jdoe at once, 256 replies", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let before = webex.posted().len();
+            let deliveries = (0..BURST).map(|_| {
+                let id = webex.user_says(&room, JANE, "whereis jdoe");
+                let body = webex.event_body(&id);
+                let (webex, url) = (&webex, &url);
+                async move {
+                    let status = webex
+                        .deliver(url, &body, Some(SECRET))
+                        .await
+                        .expect("delivered");
+                    assert_eq!(status, 200);
+                }
+            });
+            futures::future::join_all(deliveries).await;
+            let posts = webex
+                .wait_for_posts(before + BURST * 4, Duration::from_secs(60))
+                .await;
+            assert!(posts.len() >= before + BURST * 4, "replies missing");
+        })
+    });
+    burst.finish();
     drop(office);
 }
 
