@@ -282,12 +282,9 @@ async fn find(
     };
     let code = find_and_print(&finder, query, &requester, json, map_dir).await;
     // A located person's notification must not be lost because this process ends.
-    finder.flush(NOTIFY_GRACE).await;
+    finder.flush(crate::service::NOTIFY_GRACE).await;
     code
 }
-
-/// How long a one-shot command waits for notifications still being sent.
-const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn find_and_print(
     finder: &Finder,

@@ -152,10 +152,7 @@ impl Privacy {
             .store
             .reserve_lookup(&requester.id, limit, now_ms())
             .await
-            .map_err(|e| {
-                store_error(&e);
-                Refusal::StoreUnavailable(e.to_string())
-            })?;
+            .map_err(|e| unavailable(&e))?;
         if reservation == Reservation::Refused {
             metrics::counter!(
                 crate::metrics::RATE_LIMIT_REFUSALS,
@@ -169,7 +166,7 @@ impl Privacy {
             .store
             .is_opted_out(&target)
             .await
-            .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
+            .map_err(|e| unavailable(&e))?;
         if opted_out {
             self.refuse(requester, &target, Outcome::OptedOut).await;
             return Err(Refusal::OptedOut(target));
@@ -279,6 +276,12 @@ impl Privacy {
 
 /// How often audit retention and the other purges run.
 pub const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The refusal for a store that could not be asked, counted for `/metrics`.
+fn unavailable(err: &StoreError) -> Refusal {
+    store_error(err);
+    Refusal::StoreUnavailable(err.to_string())
+}
 
 /// Counts a store failure for `/metrics`.
 pub fn store_error(err: &StoreError) {

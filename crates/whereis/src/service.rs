@@ -161,5 +161,6 @@ pub async fn wind_down(
     finder.flush(NOTIFY_GRACE).await;
 }
 
-/// How long a stop waits for notifications to the located people.
-const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping process (a server, or a one-shot command) waits for notifications to the
+/// located people still being sent.
+pub const NOTIFY_GRACE: Duration = Duration::from_secs(10);

@@ -73,12 +73,14 @@ pub struct Job {
 
 /// A place in the work queue, counted in `whereis_bot_queue_depth` while held.
 #[derive(Debug)]
-struct QueueSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+struct QueueSlot {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl QueueSlot {
     fn new(permit: OwnedSemaphorePermit) -> QueueSlot {
         metrics::gauge!(crate::metrics::BOT_QUEUE_DEPTH).increment(1.0);
-        QueueSlot(permit)
+        QueueSlot { _permit: permit }
     }
 }
 

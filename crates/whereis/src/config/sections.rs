@@ -2,6 +2,7 @@
 //! resolves secrets; every error names the file, line and key, and never holds a value.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -99,6 +100,16 @@ impl Reader<'_> {
         bounds: std::ops::RangeInclusive<u64>,
         default: u64,
     ) -> Result<u64, ConfigError> {
+        Ok(self.within(value, key, bounds)?.unwrap_or(default))
+    }
+
+    /// A number within bounds, when given.
+    fn within<T: Copy + PartialOrd + fmt::Display>(
+        &self,
+        value: Option<&Spanned<T>>,
+        key: &str,
+        bounds: std::ops::RangeInclusive<T>,
+    ) -> Result<Option<T>, ConfigError> {
         match value {
             Some(v) if !bounds.contains(v.get_ref()) => Err(self.at(
                 v.span(),
@@ -108,8 +119,8 @@ impl Reader<'_> {
                     bounds.end()
                 ),
             )),
-            Some(v) => Ok(*v.get_ref()),
-            None => Ok(default),
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
         }
     }
 
@@ -280,30 +291,13 @@ pub(super) fn maps(r: &Reader, raw: RawMaps) -> Result<(MapSettings, Duration), 
         DEFAULT_IMAGE_TIMEOUT_MS,
     )?;
     let mut settings = MapSettings::default();
-    let widen = |v: &Option<Spanned<u32>>| {
-        v.as_ref()
-            .map(|v| Spanned::new(v.span(), u64::from(*v.get_ref())))
-    };
-    if raw.display_width.is_some() {
-        let width = r.bounded(
-            widen(&raw.display_width).as_ref(),
-            "maps.display_width",
-            64..=8192,
-            0,
-        )?;
-        settings.display_width = u32::try_from(width).unwrap_or(settings.display_width);
+    if let Some(width) = r.within(raw.display_width.as_ref(), "maps.display_width", 64..=8192)? {
+        settings.display_width = width;
     }
-    if raw.crop_size.is_some() {
-        let size = r.bounded(
-            widen(&raw.crop_size).as_ref(),
-            "maps.crop_size",
-            64..=4096,
-            0,
-        )?;
-        settings.crop_size = u32::try_from(size).ok();
+    if let Some(size) = r.within(raw.crop_size.as_ref(), "maps.crop_size", 64..=4096)? {
+        settings.crop_size = Some(size);
     }
-    if raw.memory_mb.is_some() {
-        let mb = r.bounded(raw.memory_mb.as_ref(), "maps.memory_mb", 16..=65_536, 0)?;
+    if let Some(mb) = r.within(raw.memory_mb.as_ref(), "maps.memory_mb", 16..=65_536)? {
         settings.memory_bytes = mb * 1024 * 1024;
     }
     settings.cache_dir = Some(
