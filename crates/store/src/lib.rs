@@ -24,6 +24,10 @@
 //! runs a singleton task such as the Webex websocket — is a PostgreSQL session-level advisory lock on
 //! a connection of its own; with SQLite the one instance leads.
 //!
+//! The writes every lookup makes (its rate-limit reservation, its audit row) go through one writer
+//! task per store that commits all those waiting in one transaction (`writer.rs`); each call still
+//! returns only after its own write has committed.
+//!
 //! The SQL is written once, with `$1…` placeholders, and runs on both backends (hence `CASE` where
 //! one would write `GREATEST`); each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`, kept in step), run by [`Store::open`]. Every call is async (sqlx); nothing
@@ -89,13 +93,21 @@ pub enum StoreError {
 /// The store: a pool of connections to SQLite or PostgreSQL. Cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct Store {
+    db: Db,
+    /// The queue of the writes made in group commits (rate-limit reservations, audit rows).
+    writes: writer::Writes,
+    /// SQLite: the singleton tasks led by this store's clones.
+    leaders: leader::LocalLeaders,
+}
+
+/// The pool, and what its error messages need.
+#[derive(Clone)]
+struct Db {
     backend: Backend,
     /// The URL with its password masked, for messages.
     label: Arc<str>,
     /// Secrets of the URL, scrubbed from every message.
     secrets: Arc<[String]>,
-    /// SQLite: the singleton tasks led by this store's clones.
-    leaders: leader::LocalLeaders,
 }
 
 #[derive(Clone)]
@@ -106,10 +118,10 @@ enum Backend {
 
 /// Runs `$body` with `$pool` bound to the concrete pool: the same code, compiled once per backend.
 macro_rules! with_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
         }
     };
 }
@@ -128,6 +140,9 @@ macro_rules! bind_all {
     }};
 }
 
+// After the macros, which it uses.
+mod writer;
+
 /// A bind parameter.
 enum Arg {
     Text(String),
@@ -138,7 +153,7 @@ impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("kind", &self.kind())
-            .field("url", &&*self.label)
+            .field("url", &&*self.db.label)
             .finish()
     }
 }
@@ -232,10 +247,14 @@ impl Store {
                 )
             }
         };
-        let store = Store {
+        let db = Db {
             backend,
             label,
             secrets,
+        };
+        let store = Store {
+            writes: writer::Writes::start(db.clone()),
+            db,
             leaders: leader::LocalLeaders::default(),
         };
         store.migrate().await?;
@@ -243,12 +262,12 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let result = match &self.backend {
+        let result = match &self.db.backend {
             Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
             Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         };
         result.map_err(|e| {
-            let message = format!("{}: {}", self.label, self.scrub(e.to_string()));
+            let message = format!("{}: {}", self.db.label, self.scrub(e.to_string()));
             match e {
                 MigrateError::Execute(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => {
                     StoreError::Unavailable(message)
@@ -260,7 +279,7 @@ impl Store {
 
     /// `"sqlite"` or `"postgres"`.
     pub fn kind(&self) -> &'static str {
-        match self.backend {
+        match self.db.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
@@ -268,7 +287,7 @@ impl Store {
 
     /// The store URL with its password masked.
     pub fn url(&self) -> &str {
-        &self.label
+        &self.db.label
     }
 
     /// Checks that the database answers.
@@ -278,7 +297,7 @@ impl Store {
 
     /// The pool's connections: `(in use, idle)`.
     pub fn connections(&self) -> (u32, u32) {
-        let (size, idle) = match &self.backend {
+        let (size, idle) = match &self.db.backend {
             Backend::Sqlite(pool) => (pool.size(), pool.num_idle()),
             Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
         };
@@ -288,7 +307,7 @@ impl Store {
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
-        with_pool!(self, pool => pool.close().await)
+        with_pool!(&self.db.backend, pool => pool.close().await)
     }
 
     /// Dedupe of webhook deliveries across instances: true only for the first caller with this id.
@@ -342,38 +361,10 @@ impl Store {
             .await
     }
 
-    /// Writes one audit row, and counts it for `stats`.
+    /// Writes one audit row, and counts it for `stats`; returns once it is committed (in a group
+    /// commit with the writes of concurrent lookups).
     pub async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let insert = "INSERT INTO audit \
-                      (at, requester, target, channel, outcome, sources, found_by, devices) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        let count = "INSERT INTO counters (kind, name, n) VALUES ($1, $2, 1) \
-                     ON CONFLICT (kind, name) DO UPDATE SET n = counters.n + 1";
-        let sources = encode_list(&entry.sources);
-        let found_by = encode_list(&entry.found_by);
-        // Sorted and distinct: concurrent transactions update counter rows in the same order.
-        let finders: BTreeSet<&str> = entry.found_by.iter().map(String::as_str).collect();
-        let outcome = entry.outcome.as_str();
-        let result = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            sqlx::query(insert)
-                .bind(entry.at)
-                .bind(&entry.requester)
-                .bind(&entry.target)
-                .bind(&entry.channel)
-                .bind(outcome)
-                .bind(&sources)
-                .bind(&found_by)
-                .bind(i64::from(entry.devices))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(count).bind("outcome").bind(outcome).execute(&mut *tx).await?;
-            for source in &finders {
-                sqlx::query(count).bind("source").bind(*source).execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        }.await);
-        result.map_err(|e| self.error("writing the audit log", e))
+        self.writes.record(entry.clone()).await
     }
 
     /// The audit rows matching `filter`, newest first.
@@ -404,7 +395,7 @@ impl Store {
         sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT ${}", args.len()));
 
         type Raw = (i64, String, String, String, String, String, String, i64);
-        let rows: Result<Vec<Raw>, sqlx::Error> = with_pool!(self, pool => {
+        let rows: Result<Vec<Raw>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             match bind_all!(sqlx::query(&sql), &args).fetch_all(pool).await {
                 Ok(rows) => rows
                     .iter()
@@ -544,41 +535,14 @@ impl Store {
             return Ok(Reservation::Refused);
         }
         let interval = rate_limit_interval_ms(limit_per_hour);
-        let window = interval.saturating_mul(i64::from(limit_per_hour));
-        // `tat` is when the allowance is full again. Granted when, after adding one interval to
-        // the later of `tat` and now, it is at most a full window ahead of now. No row (or one in
-        // the past) is a full allowance. The `WHERE` refuses by not updating, so no row comes back.
-        let sql = "INSERT INTO rate_limits (requester, tat) VALUES ($1, $2 + $3) \
-                   ON CONFLICT (requester) DO UPDATE \
-                   SET tat = CASE WHEN rate_limits.tat > $2 THEN rate_limits.tat ELSE $2 END + $3 \
-                   WHERE CASE WHEN rate_limits.tat > $2 THEN rate_limits.tat ELSE $2 END + $3 \
-                         <= $2 + $4 \
-                   RETURNING tat";
-        let tat: Result<Option<i64>, sqlx::Error> = with_pool!(self, pool => {
-            match sqlx::query(sql)
-                .bind(requester)
-                .bind(now_ms)
-                .bind(interval)
-                .bind(window)
-                .fetch_optional(pool)
-                .await
-            {
-                Ok(Some(row)) => row.try_get(0).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        Ok(
-            match tat.map_err(|e| self.error("reserving a lookup", e))? {
-                Some(tat) => {
-                    let left = now_ms.saturating_add(window).saturating_sub(tat) / interval;
-                    Reservation::Granted {
-                        remaining: u32::try_from(left.max(0)).unwrap_or(u32::MAX),
-                    }
-                }
-                None => Reservation::Refused,
-            },
-        )
+        self.writes
+            .reserve(writer::Reserve {
+                requester: requester.to_owned(),
+                now_ms,
+                interval,
+                window: interval.saturating_mul(i64::from(limit_per_hour)),
+            })
+            .await
     }
 
     /// Forgets the rate-limit rows of requesters whose allowance is full again at `now_ms`
@@ -592,7 +556,7 @@ impl Store {
     /// The stored position of the stream `name`, if any.
     pub async fn position(&self, name: &str) -> Result<Option<i64>, StoreError> {
         let sql = "SELECT value FROM positions WHERE name = $1";
-        let value: Result<Option<i64>, sqlx::Error> = with_pool!(self, pool => {
+        let value: Result<Option<i64>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             match sqlx::query(sql).bind(name).fetch_optional(pool).await {
                 Ok(Some(row)) => row.try_get(0).map(Some),
                 Ok(None) => Ok(None),
@@ -648,7 +612,7 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let what = "reading the candidates";
         let select = "SELECT usernames, saved_at FROM choices WHERE requester = $1";
-        let row: Result<Option<(String, i64)>, sqlx::Error> = with_pool!(self, pool => {
+        let row: Result<Option<(String, i64)>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             match sqlx::query(select).bind(requester).fetch_optional(pool).await {
                 Ok(Some(row)) => row
                     .try_get(0)
@@ -687,7 +651,7 @@ impl Store {
     /// [`Leadership`]); on SQLite, the only instance leads unless one of its tasks already does.
     /// `None` when someone else leads.
     pub async fn try_lead(&self, name: &str) -> Result<Option<Leadership>, StoreError> {
-        match &self.backend {
+        match &self.db.backend {
             Backend::Sqlite(pool) => {
                 if pool.is_closed() {
                     return Err(self.error("taking the lead", sqlx::Error::PoolClosed));
@@ -724,7 +688,7 @@ impl Store {
 
     /// Runs a statement; returns the number of rows it changed.
     async fn execute(&self, sql: &str, args: &[Arg], what: &str) -> Result<u64, StoreError> {
-        let done: Result<u64, sqlx::Error> = with_pool!(self, pool => {
+        let done: Result<u64, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             bind_all!(sqlx::query(sql), args)
                 .execute(pool)
                 .await
@@ -735,7 +699,7 @@ impl Store {
 
     /// Runs a `SELECT COUNT(*) …`.
     async fn count(&self, sql: &str, args: &[Arg], what: &str) -> Result<u64, StoreError> {
-        let count: Result<i64, sqlx::Error> = with_pool!(self, pool => {
+        let count: Result<i64, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             match bind_all!(sqlx::query(sql), args).fetch_one(pool).await {
                 Ok(row) => row.try_get(0),
                 Err(e) => Err(e),
@@ -753,7 +717,7 @@ impl Store {
         args: &[Arg],
         what: &str,
     ) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows: Result<Vec<(String, String, i64)>, sqlx::Error> = with_pool!(self, pool => {
+        let rows: Result<Vec<(String, String, i64)>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             match bind_all!(sqlx::query(sql), args).fetch_all(pool).await {
                 Ok(rows) => rows
                     .iter()
@@ -771,12 +735,28 @@ impl Store {
     }
 
     fn scrub(&self, message: String) -> String {
+        self.db.scrub(message)
+    }
+
+    /// A store error for `e`, which happened while doing `what`.
+    fn error(&self, what: &str, e: sqlx::Error) -> StoreError {
+        self.db.error(what, e)
+    }
+}
+
+impl Db {
+    fn scrub(&self, message: String) -> String {
         address::scrub(message, &self.secrets)
     }
 
     /// A store error for `e`, which happened while doing `what`.
     fn error(&self, what: &str, e: sqlx::Error) -> StoreError {
-        let unavailable = match &e {
+        self.error_of(what, &e)
+    }
+
+    /// [`Db::error`] of a borrowed error (one failed transaction answers several callers).
+    fn error_of(&self, what: &str, e: &sqlx::Error) -> StoreError {
+        let unavailable = match e {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
@@ -792,7 +772,7 @@ impl Store {
             }),
             _ => false,
         };
-        let detail = match &e {
+        let detail = match e {
             sqlx::Error::PoolTimedOut => format!(
                 "no connection to the database within {} s",
                 match self.backend {

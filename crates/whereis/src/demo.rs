@@ -25,8 +25,9 @@ use crate::chat::Bot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::lookup::Finder;
-use crate::server;
+use crate::server::{self, RouterOptions};
 
 /// The demo bot's token and webhook secret (the Webex double accepts only these).
 const DEMO_BOT_TOKEN: &str = "demo-bot-token";
@@ -161,7 +162,19 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         bot: Arc::clone(&bot),
         files: dir.path().join("chat"),
     };
-    let router = server::router(Arc::clone(&finder), Some(Arc::clone(&bot))).merge(chat.router());
+    // The same background tasks and routes as `serve`: /readyz shows the probes and the websocket.
+    crate::metrics::start(shutdown.clone());
+    let health = Arc::new(Health::new(config.sources.iter().map(|s| s.name.as_str())));
+    crate::health::spawn_prober(Arc::clone(&finder), Arc::clone(&health), shutdown.clone());
+    Arc::clone(finder.privacy()).spawn_purge(shutdown.clone());
+    websocket::report_state(state, Arc::clone(&health));
+    let options = RouterOptions {
+        request_timeout: config.server.request_timeout,
+        health,
+        metrics: true,
+    };
+    let router = server::router_with(Arc::clone(&finder), Some(Arc::clone(&bot)), options)
+        .merge(chat.router());
     println!("{}", instructions(&simulator, address, &config_path));
     crate::shutdown::on_signals(shutdown.clone());
     let stopping = shutdown.clone();

@@ -52,6 +52,26 @@ fn install() -> Option<PrometheusHandle> {
     Some(handle)
 }
 
+/// How often recorded histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the exporter (see [`exporter`]) and folds histogram samples into their buckets every
+/// few seconds until `stop`: the recorder keeps every raw sample until then, so without a scraper
+/// memory would grow with each lookup (a dozen samples each).
+pub fn start(stop: tokio_util::sync::CancellationToken) {
+    let Some(handle) = exporter() else { return };
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => handle.run_upkeep(),
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
 /// The text exposition format of every series recorded so far.
 pub fn render() -> String {
     match exporter() {

@@ -21,7 +21,7 @@ use crate::server::{self, RouterOptions, StoreGauges};
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let path = config.path.clone();
     refuse_unsigned_webhooks(&config, &path)?;
-    crate::metrics::exporter();
+    crate::metrics::start(stop.clone());
     let finder = Finder::from_config(&config)
         .await
         .with_context(|| format!("{}: cannot start", path.display()))?;

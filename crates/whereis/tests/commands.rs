@@ -70,6 +70,28 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
     assert_eq!(doc["devices"].as_array().map(Vec::len), Some(2), "{doc:#}");
     assert_eq!(doc["errors"], serde_json::json!([]));
 
+    // Readiness as `serve` reports it: every simulated source probed, the websocket connected.
+    let names: Vec<String> = lines
+        .iter()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [name, _kind, url] if url.starts_with("http://127.0.0.1:") => Some(name.to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names.len(), 4, "{lines:?}");
+    let (status, ready) = common::readyz_until(&base, |doc| {
+        names
+            .iter()
+            .all(|n| common::source_state(doc, n) != "unknown")
+    })
+    .await;
+    assert_eq!(status, 200, "{ready:#}");
+    for name in &names {
+        assert_eq!(common::source_state(&ready, name), "ok", "{ready:#}");
+    }
+    assert_eq!(ready["streams"][0]["name"], "webex-websocket", "{ready:#}");
+    assert_eq!(ready["streams"][0]["state"], "connected", "{ready:#}");
+
     // The local chat answers like the bot in Webex, with the maps saved as files.
     let chat: serde_json::Value = reqwest::get(format!("{base}/demo/chat?text=whereis%20jdoe"))
         .await

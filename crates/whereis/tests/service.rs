@@ -86,34 +86,6 @@ async fn wait_for_log(stderr: &mut Lines<BufReader<ChildStderr>>, text: &str) {
     assert_eq!(found, Ok(true), "the log never said {text:?}");
 }
 
-/// Asks `/readyz` until `done` holds (the prober runs in the background), at most 20 s.
-async fn readyz_until(base: &str, done: impl Fn(&Value) -> bool) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut every = tokio::time::interval(Duration::from_millis(50));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        every.tick().await;
-        let response = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .expect("readyz answers");
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.expect("readyz is JSON");
-        if done(&body) || tokio::time::Instant::now() > deadline {
-            return (status, body);
-        }
-    }
-}
-
-fn source_state<'a>(doc: &'a Value, name: &str) -> &'a str {
-    doc["sources"]
-        .as_array()
-        .and_then(|sources| sources.iter().find(|s| s["name"] == name))
-        .and_then(|s| s["state"].as_str())
-        .unwrap_or("missing")
-}
-
 /// Every sample of a scrape: metric name → (labels, value).
 type Series = HashMap<String, Vec<(HashMap<String, String>, f64)>>;
 
@@ -173,19 +145,19 @@ async fn readyz_reports_the_store_and_every_source_and_a_failing_source_does_not
         .iter()
         .map(|s| s.name().to_owned())
         .collect();
-    let (status, doc) = readyz_until(&served.base, |doc| {
+    let (status, doc) = common::readyz_until(&served.base, |doc| {
         names
             .iter()
-            .all(|name| source_state(doc, name) != "unknown")
+            .all(|name| common::source_state(doc, name) != "unknown")
     })
     .await;
     assert_eq!(status, 200, "{doc:#}");
     assert_eq!(doc["ready"], true);
     assert_eq!(doc["store"]["kind"], "sqlite");
     assert_eq!(doc["store"]["state"], "ok");
-    assert_eq!(source_state(&doc, &failing), "failing", "{doc:#}");
+    assert_eq!(common::source_state(&doc, &failing), "failing", "{doc:#}");
     for name in names.iter().filter(|n| **n != failing) {
-        assert_eq!(source_state(&doc, name), "ok", "{doc:#}");
+        assert_eq!(common::source_state(&doc, name), "ok", "{doc:#}");
     }
     served.child.kill().await.expect("stopped");
 }

@@ -128,6 +128,7 @@ suite!(
     audit_round_trip_filters_and_order,
     audit_limit,
     audit_across_two_instances,
+    one_bad_write_fails_alone,
     reservations_burst_then_refill,
     concurrent_reservations_grant_exactly_the_limit,
     reservations_read_one_row_however_large_the_audit_log,
@@ -406,6 +407,57 @@ async fn audit_across_two_instances(db: &Db) {
     let stats = a.stats(None).await.unwrap();
     assert_eq!((stats.lookups, stats.found), (40, 40));
     assert_eq!(stats.by_source.get("cmx-north"), Some(&40));
+}
+
+/// Concurrent writes share transactions (group commit); a write the database rejects (PostgreSQL
+/// refuses a NUL byte in text, SQLite takes it) fails alone, and every other write is kept.
+async fn one_bad_write_fails_alone(db: &Db) {
+    let store = &db.store;
+    let alice = "alice@example.com";
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let target = if i == 20 {
+            "jd\0oe".to_owned()
+        } else {
+            format!("user{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let reserved = store.reserve_lookup(alice, 1000, T0).await;
+            let recorded = store
+                .record(&entry(20_000 + i, alice, &target, Outcome::NotFound))
+                .await;
+            (i, reserved, recorded)
+        }));
+    }
+    let mut failed = Vec::new();
+    for task in tasks {
+        let (i, reserved, recorded) = task.await.unwrap();
+        assert!(
+            matches!(reserved, Ok(Reservation::Granted { .. })),
+            "{reserved:?}"
+        );
+        if let Err(e) = recorded {
+            assert!(matches!(e, StoreError::Query(_)), "{e:?}");
+            failed.push(i);
+        }
+    }
+    let expected_failures = if store.kind() == "postgres" {
+        vec![20]
+    } else {
+        vec![]
+    };
+    assert_eq!(failed, expected_failures);
+    let rows = store
+        .audit(&AuditFilter {
+            requester: Some(alice.to_owned()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 40 - expected_failures.len());
+    let stats = store.stats(None).await.unwrap();
+    assert_eq!(stats.lookups, 40 - expected_failures.len() as u64);
 }
 
 /// A moment (Unix milliseconds) the rate-limit tests start at.

@@ -169,3 +169,35 @@ pub fn errors(doc: &Value) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// Asks `/readyz` until `done` holds (the prober runs in the background), at most 20 s.
+pub async fn readyz_until(
+    base: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        every.tick().await;
+        let response = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz answers");
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.expect("readyz is JSON");
+        if done(&body) || tokio::time::Instant::now() > deadline {
+            return (status, body);
+        }
+    }
+}
+
+/// The state `/readyz` reports for the source `name`.
+pub fn source_state<'a>(doc: &'a serde_json::Value, name: &str) -> &'a str {
+    doc["sources"]
+        .as_array()
+        .and_then(|sources| sources.iter().find(|s| s["name"] == name))
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("missing")
+}
