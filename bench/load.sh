@@ -45,7 +45,9 @@ source_entry() { # name kind port username password
     printf '[lookup]\nusername_variants = ["{user}", "CORP\\\\{user}", "corp\\\\{user}"]\n\n'
     # Requesters rotate through 1,000 addresses, each well within its allowance: every lookup
     # still reserves one and writes its audit row.
-    printf '[privacy]\nrate_limit_per_hour = 1000000\n'
+    printf '[privacy]\nrate_limit_per_hour = 1000000\n\n'
+    # wrk plays the authenticating proxy: the requester's email in a header, from loopback.
+    printf '[web]\nauth = "proxy"\nheader = "X-Whereis-Requester"\ntrusted_proxies = ["127.0.0.1"]\n'
     source_entry cmx-north cmx $((sim_port + 0)) api sim-north-password
     source_entry cmx-south cmx $((sim_port + 1)) api sim-south-password
     source_entry cmx-legacy cmx-v2 $((sim_port + 2)) admin sim-legacy-password

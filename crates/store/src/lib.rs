@@ -16,6 +16,8 @@
 //!   time" in milliseconds), checked and used in one conditional upsert
 //!   ([`Store::reserve_lookup`]): it holds across instances and under concurrency, and costs one row
 //!   however long the audit log. Rows of requesters whose allowance is full again are purged.
+//! - `api_tokens`: bearer tokens for scripts, each acting as one requester; only a token's SHA-256 is
+//!   kept ([`Store::create_token`], [`Store::token_requester`]).
 //! - `positions`: named positions in event streams that only move forward ([`Store::position`],
 //!   [`Store::advance_position`]), e.g. the creation time of the last Webex message handled, for
 //!   catching up after a restart.
@@ -52,7 +54,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use address::Scheme;
 pub use leader::Leadership;
-pub use types::{AuditEntry, AuditFilter, Outcome, Reservation, StoreStats};
+pub use types::{ApiToken, AuditEntry, AuditFilter, Outcome, Reservation, StoreStats};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -551,6 +553,70 @@ impl Store {
         let sql = "DELETE FROM rate_limits WHERE tat <= $1";
         self.execute(sql, &[Arg::Int(now_ms)], "purging rate limits")
             .await
+    }
+
+    /// Stores an API token under `name` for `requester`, by the hash of the token; false when a
+    /// token of that name exists already (nothing is changed then).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        requester: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO api_tokens (name, requester, token_hash, created_at) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
+        let args = [
+            Arg::Text(name.to_owned()),
+            Arg::Text(requester.to_owned()),
+            Arg::Text(token_hash.to_owned()),
+            Arg::Int(now),
+        ];
+        let created = self.execute(sql, &args, "creating an API token").await?;
+        Ok(created == 1)
+    }
+
+    /// The requester of the token whose hash is `token_hash`, if it exists (and was not revoked).
+    pub async fn token_requester(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT requester FROM api_tokens WHERE token_hash = $1";
+        let found: Result<Option<String>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
+            match sqlx::query(sql).bind(token_hash).fetch_optional(pool).await {
+                Ok(Some(row)) => row.try_get(0).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        found.map_err(|e| self.error("checking an API token", e))
+    }
+
+    /// Every API token, by name.
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let sql = "SELECT name, requester, created_at FROM api_tokens ORDER BY name";
+        let rows: Result<Vec<ApiToken>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
+            match sqlx::query(sql).fetch_all(pool).await {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| {
+                        Ok(ApiToken {
+                            name: row.try_get(0)?,
+                            requester: row.try_get(1)?,
+                            created_at: row.try_get(2)?,
+                        })
+                    })
+                    .collect(),
+                Err(e) => Err(e),
+            }
+        });
+        rows.map_err(|e| self.error("listing API tokens", e))
+    }
+
+    /// Deletes the API token `name`; false when there is none.
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM api_tokens WHERE name = $1";
+        let deleted = self
+            .execute(sql, &[Arg::Text(name.to_owned())], "revoking an API token")
+            .await?;
+        Ok(deleted > 0)
     }
 
     /// The stored position of the stream `name`, if any.

@@ -188,3 +188,14 @@ mod tests {
         assert_eq!(stats.refused.len(), 1);
     }
 }
+
+/// An API token as listed: never the token itself (only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// The name it was created under (unique).
+    pub name: String,
+    /// The requester (an email) the token acts as.
+    pub requester: String,
+    /// When it was created, in Unix seconds.
+    pub created_at: i64,
+}

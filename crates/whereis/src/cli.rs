@@ -126,6 +126,12 @@ enum Command {
         #[command(subcommand)]
         command: WebexCommand,
     },
+    /// API tokens for scripts (`Authorization: Bearer …` on /api/v1/*), each acting as one
+    /// requester under the same privacy rules.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Run the simulated location servers of a scenario file.
     #[cfg(feature = "demo")]
     Sim {
@@ -136,6 +142,36 @@ enum Command {
         /// on 127.0.0.1).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (once: only its hash is stored).
+    Create {
+        /// Configuration file (for the store).
+        #[arg(long)]
+        config: PathBuf,
+        /// The email the token acts as.
+        #[arg(long)]
+        requester: String,
+        /// A name to list and revoke it by (unique).
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tokens: name, requester, created.
+    List {
+        /// Configuration file (for the store).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Revoke a token: requests with it are refused (401) from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// Configuration file (for the store).
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -161,6 +197,7 @@ pub fn main() -> ExitCode {
         Command::Find { .. }
             | Command::CheckConfig { .. }
             | Command::Webex { .. }
+            | Command::Token { .. }
             | Command::Audit { .. }
             | Command::Stats { .. }
             | Command::Optout { .. }
@@ -251,6 +288,66 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Webex {
             command: WebexCommand::Register { config },
         } => register_webhook(&config).await.map(|()| EXIT_FOUND),
+        Command::Token { command } => token(command).await,
+    }
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<u8> {
+    let config = match &command {
+        TokenCommand::Create { config, .. }
+        | TokenCommand::List { config }
+        | TokenCommand::Revoke { config, .. } => config,
+    };
+    let config = Config::load(config)?;
+    let store = Store::open(config.store_url.expose())
+        .await
+        .context("cannot open the store")?;
+    match command {
+        TokenCommand::Create {
+            requester, name, ..
+        } => {
+            let requester = requester.trim().to_lowercase();
+            if !crate::auth::is_email(&requester) {
+                anyhow::bail!(
+                    "--requester must be an email address (the token acts as that person)"
+                );
+            }
+            let name = name.trim();
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                anyhow::bail!("--name must be 1 to 100 printable characters");
+            }
+            let token = crate::auth::new_token().context("cannot draw random bytes")?;
+            let now = crate::privacy::now();
+            if !store
+                .create_token(name, &requester, &crate::auth::token_hash(&token), now)
+                .await?
+            {
+                anyhow::bail!(
+                    "a token named {name:?} exists already (token list; token revoke NAME)"
+                );
+            }
+            eprintln!("token {name:?} for {requester} (shown once; keep it secret):");
+            println!("{token}");
+            Ok(EXIT_FOUND)
+        }
+        TokenCommand::List { .. } => {
+            for token in store.tokens().await? {
+                let created = chrono::DateTime::from_timestamp(token.created_at, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
+                println!("{:<24} {:<32} {created}", token.name, token.requester);
+            }
+            Ok(EXIT_FOUND)
+        }
+        TokenCommand::Revoke { name, .. } => {
+            if store.revoke_token(&name).await? {
+                eprintln!("token {name:?} revoked");
+                Ok(EXIT_FOUND)
+            } else {
+                eprintln!("no token named {name:?}");
+                Ok(EXIT_NOT_FOUND)
+            }
+        }
     }
 }
 

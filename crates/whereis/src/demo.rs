@@ -77,6 +77,11 @@ pub fn write_config(
     std::fs::write(dir.join("people.csv"), people)
         .with_context(|| format!("cannot write {}", dir.join("people.csv").display()))?;
     text.push_str("\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n");
+    // The demo listens on loopback only: whoever opens it is the demo requester.
+    write!(
+        text,
+        "\n[web]\nauth = \"none\"\nrequester = {DEMO_REQUESTER:?}\nbuilding_roster = true\n"
+    )?;
     for (i, server) in simulator.servers().iter().enumerate() {
         let secret = format!("{}.password", server.name());
         write_private(&dir.join(&secret), server.password())?;
@@ -108,6 +113,12 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "the demo signs everyone in as {DEMO_REQUESTER}: it listens on a loopback address only \
+             (not {listen})"
+        );
+    }
     let scenario = Scenario::builtin_demo();
     let simulator = Simulator::start(scenario)
         .await
@@ -316,7 +327,7 @@ fn instructions(simulator: &Simulator, address: SocketAddr, config: &Path) -> St
         .unwrap_or_else(|_| "whereis-bot".to_owned());
     let _ = write!(
         text,
-        "\nTry:\n  curl -H 'X-Whereis-Requester: {DEMO_REQUESTER}' '{base}/api/v1/locate?q={first}'\n  curl '{base}/demo/chat?text=whereis%20{first}'            (chat with the bot as jane.doe@example.com)\n  curl '{base}/demo/chat?text=help&space=Team'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --map-dir maps --config {config}\n\nCtrl-C to stop.",
+        "\nYou are {DEMO_REQUESTER}. Try:\n  curl '{base}/api/v1/locate?q={first}'\n  curl '{base}/demo/chat?text=whereis%20{first}'            (chat with the bot as jane.doe@example.com)\n  curl '{base}/demo/chat?text=help&space=Team'\n  curl {base}/healthz\n  {program} find {first} --config {config}\n  {program} find {first} --json --map-dir maps --config {config}\n\nCtrl-C to stop.",
         config = config.display()
     );
     text

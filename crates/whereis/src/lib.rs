@@ -10,6 +10,7 @@
 //!   [`health`]: readiness; [`metrics`]: the Prometheus exporter; [`shutdown`]: signals.
 //! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`, …).
 
+pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -29,6 +29,8 @@ pub struct Finder {
     webex: Option<WebexClient>,
     /// Notifications still being sent (awaited by [`Finder::flush`]).
     pending: TaskTracker,
+    /// How web and API requests are identified (`[web]`).
+    web: crate::config::WebConfig,
 }
 
 /// Why a lookup was not run.
@@ -160,7 +162,13 @@ impl Finder {
             directory,
             webex,
             pending: TaskTracker::new(),
+            web: config.web.clone(),
         })
+    }
+
+    /// The `[web]` settings.
+    pub fn web(&self) -> &crate::config::WebConfig {
+        &self.web
     }
 
     /// Waits (at most `limit`) for notifications still being sent: a one-shot command calls it

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,10 +20,11 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use whereis_location::Device;
 
+use crate::auth::{Auth, AuthError};
 use crate::chat::{Bot, Intake};
 use crate::health::Health;
 use crate::lookup::{FindError, Finder, IdentityError, SelfServiceError};
-use crate::privacy::{Channel, Refusal, Requester};
+use crate::privacy::{Refusal, Requester};
 use crate::report::{DeviceReport, MapInfo, Outcome};
 
 /// What every handler shares.
@@ -36,10 +38,9 @@ pub struct AppState {
     drawn: moka::future::Cache<String, Arc<Vec<u8>>>,
     /// What `/readyz` reports.
     health: Arc<Health>,
+    /// Who asks through the API.
+    auth: Auth,
 }
-
-/// Who asks through the API: set by the authenticating proxy in front of whereis (default `api`).
-pub const REQUESTER_HEADER: &str = "x-whereis-requester";
 
 /// How long a map URL from `locate` stays valid.
 const MAP_URL_LIFETIME: Duration = Duration::from_secs(3600);
@@ -90,10 +91,12 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
         metrics,
     } = options;
     let store_gauges = StoreGauges(finder.privacy().store().clone());
+    let auth = Auth::new(finder.web().auth.clone(), finder.privacy().store().clone());
     let state = AppState {
         finder,
         bot,
         health,
+        auth,
         map_requests: moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(MAP_URL_LIFETIME)
@@ -106,12 +109,17 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
             .time_to_live(MAP_URL_LIFETIME)
             .build(),
     };
-    let router = Router::new()
+    // Every API route needs a requester (401 otherwise); health, metrics and the webhook (which
+    // checks its own signature) do not.
+    let api = Router::new()
         .route("/api/v1/locate", get(locate))
         .route("/api/v1/maps/{file}", get(map_png))
         .route("/api/v1/me/optout", post(me_opt_out))
         .route("/api/v1/me/optin", post(me_opt_in))
         .route("/api/v1/me/lookups", get(me_lookups))
+        .route_layer(middleware::from_fn_with_state(state.clone(), identify));
+    let router = Router::new()
+        .merge(api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -188,9 +196,13 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address is how a trusted proxy is recognised.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,7 +219,7 @@ fn error(status: StatusCode, message: String) -> Response {
 /// source failed (the body still lists the failures).
 async fn locate(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(requester): Extension<Requester>,
     Query(params): Query<LocateParams>,
 ) -> Response {
     let Some(query) = params.q else {
@@ -216,7 +228,6 @@ async fn locate(
             "missing q: ask /api/v1/locate?q=USERNAME".to_owned(),
         );
     };
-    let requester = api_requester(&headers);
     match state.finder.find(&query, &requester).await {
         Err(err @ FindError::NotAllowed(_)) => error(StatusCode::FORBIDDEN, err.to_string()),
         Err(err @ FindError::Refused(Refusal::OptedOut(_))) => {
@@ -367,17 +378,34 @@ async fn webex_webhook(State(state): State<AppState>, headers: HeaderMap, body: 
     }
 }
 
-/// Who asks through the API: the `X-Whereis-Requester` header an authenticating proxy in front of
-/// whereis sets (`api` without one).
-fn api_requester(headers: &HeaderMap) -> Requester {
-    Requester::new(
-        headers
-            .get(REQUESTER_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.trim().is_empty())
-            .unwrap_or("api"),
-        Channel::Api,
-    )
+/// Finds the request's requester (see [`Auth`]) for the handlers, or answers 401 (503 when tokens
+/// cannot be checked).
+async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    match state.auth.requester(request.headers(), peer).await {
+        Ok(requester) => {
+            request.extensions_mut().insert(requester);
+            next.run(request).await
+        }
+        Err(AuthError::Store(err)) => {
+            crate::privacy::store_error(&err);
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                AuthError::Store(err).to_string(),
+            )
+        }
+        Err(err) => {
+            let mut response = error(StatusCode::UNAUTHORIZED, err.to_string());
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"whereis\""),
+            );
+            response
+        }
+    }
 }
 
 /// The status and body of a failed action on the requester's own record.
@@ -391,8 +419,11 @@ fn self_service_error(err: SelfServiceError) -> Response {
 }
 
 /// `POST /api/v1/me/optout`: the requester (by whole email) stops being locatable.
-async fn me_opt_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match state.finder.opt_out(&api_requester(&headers)).await {
+async fn me_opt_out(
+    State(state): State<AppState>,
+    Extension(requester): Extension<Requester>,
+) -> Response {
+    match state.finder.opt_out(&requester).await {
         Ok(username) => {
             Json(serde_json::json!({"username": username, "opted_out": true})).into_response()
         }
@@ -401,8 +432,11 @@ async fn me_opt_out(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `POST /api/v1/me/optin`: the requester is locatable again.
-async fn me_opt_in(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match state.finder.opt_in(&api_requester(&headers)).await {
+async fn me_opt_in(
+    State(state): State<AppState>,
+    Extension(requester): Extension<Requester>,
+) -> Response {
+    match state.finder.opt_in(&requester).await {
         Ok(username) => {
             Json(serde_json::json!({"username": username, "opted_out": false})).into_response()
         }
@@ -411,8 +445,11 @@ async fn me_opt_in(State(state): State<AppState>, headers: HeaderMap) -> Respons
 }
 
 /// `GET /api/v1/me/lookups`: who looked for the requester in the last 30 days.
-async fn me_lookups(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match state.finder.who_looked(&api_requester(&headers)).await {
+async fn me_lookups(
+    State(state): State<AppState>,
+    Extension(requester): Extension<Requester>,
+) -> Response {
+    match state.finder.who_looked(&requester).await {
         Ok((username, entries)) => Json(serde_json::json!({
             "username": username,
             "lookups": entries.iter().map(|entry| serde_json::json!({

@@ -52,15 +52,14 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
         "{lines:?}"
     );
 
-    // The API names its requester (an authenticating proxy sets the header); the demo's domain
-    // rule refuses anyone else, as in chat.
+    // The demo listens on loopback and everyone there is its requester, Jane Doe: a header
+    // claiming someone else changes nothing (the audit names Jane).
     let http = reqwest::Client::new();
     let locate = format!("{base}/api/v1/locate?q=jdoe");
-    let anonymous = http.get(&locate).send().await.unwrap();
-    assert_eq!(anonymous.status(), 403);
     let doc: serde_json::Value = http
         .get(&locate)
-        .header("X-Whereis-Requester", "jane.doe@example.com")
+        .header("X-Whereis-Requester", "mallory@elsewhere.example")
+        .header("X-Forwarded-Email", "mallory@elsewhere.example")
         .send()
         .await
         .unwrap()
@@ -117,6 +116,15 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
     let (code, found) = common::find_json("bsmith", std::path::Path::new(config)).await;
     assert_eq!(code, 0, "{found:#}");
     assert_eq!(found["devices"].as_array().map(Vec::len), Some(3));
+    let audit = common::whereis(&["audit", "--config", config, "--json"]).await;
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"api\"") && l.contains("jane.doe@example.com")),
+        "{audit}"
+    );
+    assert!(!audit.contains("mallory"), "{audit}");
     child.kill().await.unwrap();
 }
 

@@ -163,7 +163,10 @@ async fn a_request_that_takes_too_long_is_cut_off() {
         .collect();
     let config = office.config(
         "slow.toml",
-        "timeout_ms = 20000\n\n[server]\nrequest_timeout_ms = 300",
+        &format!(
+            "timeout_ms = 20000\n\n[server]\nrequest_timeout_ms = 300\n\n{}",
+            common::WEB_TEST_LOCAL
+        ),
         &sources,
     );
     let config = whereis::config::Config::load(&config).expect("config");

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{path_str, Office, VARIANTS_AND_TIMEOUTS};
+use common::{path_str, Office, VARIANTS_AND_TIMEOUTS, WEB_TEST_PROXY};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout};
@@ -196,7 +196,7 @@ async fn metrics_move_with_lookups_and_parse_as_prometheus_text() {
     let office = Office::start().await;
     let config = office.config(
         "metrics.toml",
-        &format!("{VARIANTS_AND_TIMEOUTS}\n[server]\nlisten = \"127.0.0.1:0\""),
+        &format!("{VARIANTS_AND_TIMEOUTS}\n{WEB_TEST_PROXY}\n[server]\nlisten = \"127.0.0.1:0\""),
         &office.all_sources(),
     );
     let mut served = serve(&config).await;

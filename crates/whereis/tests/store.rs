@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::services::{self, PgDatabase};
 use sqlx::Connection;
 use whereis::store::{
-    rate_limit_interval_ms, AuditEntry, AuditFilter, Outcome, Reservation, Store, StoreError,
+    rate_limit_interval_ms, ApiToken, AuditEntry, AuditFilter, Outcome, Reservation, Store,
+    StoreError,
 };
 
 /// A database for one test: the store opened on it, and how to open another instance on it.
@@ -140,6 +141,7 @@ suite!(
     choices,
     choices_taken_once_across_instances,
     store_lost_mid_run,
+    api_tokens_created_found_listed_revoked,
 );
 
 fn entry(at: i64, requester: &str, target: &str, outcome: Outcome) -> AuditEntry {
@@ -1212,4 +1214,45 @@ async fn postgres_a_standby_takes_over_when_the_leader_session_dies() {
         .expect("free after the leader's connection closed");
     assert!(last.still_held().await);
     drop(leader);
+}
+
+async fn api_tokens_created_found_listed_revoked(db: &Db) {
+    let store = &db.store;
+    assert!(store
+        .create_token("nightly", "ops@example.com", "hash-1", 100)
+        .await
+        .unwrap());
+    // A second token of the same name is refused and changes nothing.
+    assert!(!store
+        .create_token("nightly", "mallory@example.com", "hash-2", 101)
+        .await
+        .unwrap());
+    assert!(store
+        .create_token("backup", "it@example.com", "hash-3", 102)
+        .await
+        .unwrap());
+    let other = db.another().await;
+    assert_eq!(
+        other.token_requester("hash-1").await.unwrap().as_deref(),
+        Some("ops@example.com")
+    );
+    assert_eq!(other.token_requester("hash-2").await.unwrap(), None);
+    assert_eq!(
+        store.tokens().await.unwrap(),
+        vec![
+            ApiToken {
+                name: "backup".to_owned(),
+                requester: "it@example.com".to_owned(),
+                created_at: 102
+            },
+            ApiToken {
+                name: "nightly".to_owned(),
+                requester: "ops@example.com".to_owned(),
+                created_at: 100
+            },
+        ]
+    );
+    assert!(store.revoke_token("nightly").await.unwrap());
+    assert!(!store.revoke_token("nightly").await.unwrap());
+    assert_eq!(other.token_requester("hash-1").await.unwrap(), None);
 }

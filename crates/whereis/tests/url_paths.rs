@@ -137,7 +137,7 @@ async fn dot_usernames_are_refused_by_the_api() {
     let url = serve(Router::new().fallback(any(mse)).with_state(seen.clone())).await;
     let config = whereis::config::Config::load(&office.config(
         "mse.toml",
-        "",
+        common::WEB_TEST_LOCAL,
         &[source("mse-stand", "mse", url)],
     ))
     .expect("config");

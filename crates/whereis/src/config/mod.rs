@@ -5,6 +5,9 @@
 
 mod raw;
 mod sections;
+mod web;
+
+pub use web::{WebAuth, WebConfig, DEFAULT_PROXY_HEADER};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,6 +76,8 @@ pub struct Config {
     pub directory: Option<DirectoryConfig>,
     /// How outbound connections leave the machine: `[network]`, else the proxy environment variables.
     pub network: Network,
+    /// Who the requester of a web or API request is, and the web app's options.
+    pub web: WebConfig,
 }
 
 /// How the bot receives messages.
@@ -236,6 +241,7 @@ impl Config {
         let privacy = sections::privacy(&reader, raw.privacy, webex_domains)?;
         let store_url = sections::store_url(&reader, raw.store)?;
         let directory = sections::directory(&reader, raw.directory)?;
+        let web = web::web(&reader, raw.web, &server)?;
         Ok(Config {
             path: path.to_owned(),
             server,
@@ -247,6 +253,7 @@ impl Config {
             store_url,
             directory,
             network,
+            web,
         })
     }
 }

@@ -25,6 +25,17 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) maps: RawMaps,
     pub(super) network: Option<Spanned<RawNetwork>>,
+    pub(super) web: Option<Spanned<RawWeb>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) auth: Option<Spanned<String>>,
+    pub(super) header: Option<Spanned<String>>,
+    pub(super) trusted_proxies: Option<Spanned<Vec<String>>>,
+    pub(super) requester: Option<Spanned<String>>,
+    pub(super) building_roster: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,8 +85,10 @@ impl Chat {
             section.push_str("webhook_secret_file = \"webhook.secret\"\n");
         }
         section.push_str(&format!(
-            "\n[privacy]\nadmins = [\"it@example.com\"]\n{}\n{}\n",
-            options.privacy, options.sections
+            "\n[privacy]\nadmins = [\"it@example.com\"]\n{}\n{}\n\n{}",
+            options.privacy,
+            options.sections,
+            super::WEB_TEST_PROXY
         ));
         let config_path = office.config("bot.toml", &section, &office.all_sources());
         let (webhook_url, finder) = start_instance(&config_path).await;

@@ -84,7 +84,11 @@ impl Office {
 
     /// The usual configuration: every server, all three username variants, short timeouts.
     pub fn default_config(&self) -> PathBuf {
-        self.config("whereis.toml", VARIANTS_AND_TIMEOUTS, &self.all_sources())
+        self.config(
+            "whereis.toml",
+            &format!("{VARIANTS_AND_TIMEOUTS}\n{WEB_TEST_LOCAL}"),
+            &self.all_sources(),
+        )
     }
 }
 
@@ -92,6 +96,13 @@ impl Office {
 pub fn tester() -> whereis::privacy::Requester {
     whereis::privacy::Requester::new("tests@example.com", whereis::privacy::Channel::Api)
 }
+
+/// `[web]` for tests that name each API request's requester in a header, as an authenticating proxy
+/// on loopback would.
+pub const WEB_TEST_PROXY: &str = "[web]\nauth = \"proxy\"\nheader = \"X-Whereis-Requester\"\ntrusted_proxies = [\"127.0.0.1\"]\n";
+
+/// `[web]` for tests whose API requests all come from one requester.
+pub const WEB_TEST_LOCAL: &str = "[web]\nauth = \"none\"\nrequester = \"tests@example.com\"\n";
 
 /// Lookup settings used by most tests: the three variants, 800 ms per request, 1500 ms per lookup.
 pub const VARIANTS_AND_TIMEOUTS: &str = "username_variants = [\"{user}\", \"CORP\\\\{user}\", \"corp\\\\{user}\"]\ntimeout_ms = 800\ndeadline_ms = 1500";

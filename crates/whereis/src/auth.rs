@@ -1,0 +1,225 @@
+//! Who is asking through the HTTP API: an API bearer token (any mode), else what `[web] auth` says —
+//! the header of a trusted authenticating proxy, or the one local requester of a loopback-only
+//! instance. Nothing a client merely claims is believed: a header from an untrusted address, an
+//! unknown or revoked token, or no identity at all is refused (401).
+
+use std::net::IpAddr;
+
+use axum::http::{header, HeaderMap};
+use sha2::{Digest, Sha256};
+
+use crate::config::WebAuth;
+use crate::privacy::{Channel, Requester};
+use crate::store::{Store, StoreError};
+
+/// Every API token starts with this (so a leaked one is recognisable in logs and scanners).
+pub const TOKEN_PREFIX: &str = "whereis_";
+/// Random bytes in a token.
+const TOKEN_BYTES: usize = 32;
+
+/// Why a request has no requester.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Nothing identified the requester.
+    #[error("{0}")]
+    Missing(String),
+    /// A bearer token that is malformed, unknown or revoked.
+    #[error("the API token is not valid (unknown or revoked)")]
+    BadToken,
+    /// The identity header came from an address that is not a trusted proxy.
+    #[error("the request did not come through the trusted authenticating proxy")]
+    Untrusted,
+    /// The proxy's header does not hold an email.
+    #[error("the authenticating proxy's {0} header does not hold an email address")]
+    NotAnEmail(String),
+    /// Tokens could not be checked.
+    #[error("cannot check the API token right now: {0}")]
+    Store(StoreError),
+}
+
+/// How the API learns its requester.
+#[derive(Clone)]
+pub struct Auth {
+    mode: WebAuth,
+    store: Store,
+}
+
+impl Auth {
+    /// `mode` from `[web]`; tokens are looked up in `store`.
+    pub fn new(mode: WebAuth, store: Store) -> Auth {
+        Auth { mode, store }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> &WebAuth {
+        &self.mode
+    }
+
+    /// The requester of an API request with `headers`, from `peer` (`None` when the address is
+    /// unknown: never a trusted proxy).
+    pub async fn requester(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Requester, AuthError> {
+        if let Some(token) = bearer(headers) {
+            // A token that does not check out is refused: never a fall back to another identity.
+            return self.token_requester(token).await;
+        }
+        match &self.mode {
+            WebAuth::TokensOnly => Err(AuthError::Missing(
+                "sign in: send an API token (Authorization: Bearer …; `whereis-bot token create`)"
+                    .to_owned(),
+            )),
+            WebAuth::Local { requester } => Ok(Requester::new(requester, Channel::Api)),
+            WebAuth::Proxy { header, trusted } => {
+                let from_proxy = peer.is_some_and(|ip| {
+                    let ip = canonical(ip);
+                    trusted.iter().any(|net| net.contains(&ip))
+                });
+                if !from_proxy {
+                    return Err(AuthError::Untrusted);
+                }
+                let Some(value) = headers.get(header.as_str()) else {
+                    return Err(AuthError::Missing(format!(
+                        "the authenticating proxy sent no {header} header"
+                    )));
+                };
+                let email = value
+                    .to_str()
+                    .map(|v| v.trim().to_lowercase())
+                    .unwrap_or_default();
+                if !is_email(&email) {
+                    return Err(AuthError::NotAnEmail(header.clone()));
+                }
+                Ok(Requester::new(&email, Channel::Api))
+            }
+        }
+    }
+
+    async fn token_requester(&self, token: &str) -> Result<Requester, AuthError> {
+        if !looks_like_token(token) {
+            return Err(AuthError::BadToken);
+        }
+        match self.store.token_requester(&token_hash(token)).await {
+            Ok(Some(email)) => Ok(Requester::new(&email, Channel::Api)),
+            Ok(None) => Err(AuthError::BadToken),
+            Err(err) => Err(AuthError::Store(err)),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:10.0.0.5`, from a dual-stack listener) as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A plausible email: one `@`, something on both sides, no spaces or control characters.
+pub fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && text.len() <= 254
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A new API token: the prefix and 256 random bits, base64url.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes)?;
+    use base64::Engine as _;
+    Ok(format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// What the store keeps of a token: its SHA-256, hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn looks_like_token(token: &str) -> bool {
+    token.len() <= 128
+        && token.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+            rest.len() >= 40
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_prefixed_and_hashed() {
+        let a = new_token().expect("random");
+        let b = new_token().expect("random");
+        assert_ne!(a, b);
+        assert!(looks_like_token(&a), "{a}");
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), token_hash(&b));
+        assert!(!looks_like_token("whereis_short"));
+        assert!(!looks_like_token(
+            "Bearer-anything-else-of-length-fifty-characters-x"
+        ));
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_email("jane.doe@example.com"));
+        for bad in [
+            "",
+            "jane",
+            "@example.com",
+            "jane@",
+            "jane@localhost",
+            "jane doe@example.com",
+            "jane@exa@mple.com",
+            "jane\u{0}@example.com",
+        ] {
+            assert!(!is_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("value"));
+        assert_eq!(bearer(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            "bearer  tok ".parse().expect("value"),
+        );
+        assert_eq!(bearer(&headers), Some("tok"));
+    }
+
+    #[test]
+    fn mapped_ipv4_is_ipv4() {
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().expect("address");
+        assert_eq!(
+            canonical(mapped),
+            "10.0.0.5".parse::<IpAddr>().expect("address")
+        );
+    }
+}
