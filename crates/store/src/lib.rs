@@ -18,6 +18,8 @@
 //!   however long the audit log. Rows of requesters whose allowance is full again are purged.
 //! - `api_tokens`: bearer tokens for scripts, each acting as one requester; only a token's SHA-256 is
 //!   kept ([`Store::create_token`], [`Store::token_requester`]).
+//! - `web_keys`, `sessions`, `logins`: the web app's sign-in — keys shared by every instance (the
+//!   CSRF key), browser sessions (by the hash of their id) and OpenID Connect sign-ins under way.
 //! - `positions`: named positions in event streams that only move forward ([`Store::position`],
 //!   [`Store::advance_position`]), e.g. the creation time of the last Webex message handled, for
 //!   catching up after a restart.
@@ -142,8 +144,11 @@ macro_rules! bind_all {
     }};
 }
 
-// After the macros, which it uses.
+// After the macros, which they use.
+mod web;
 mod writer;
+
+pub use web::PendingLogin;
 
 /// A bind parameter.
 enum Arg {

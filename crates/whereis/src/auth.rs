@@ -4,9 +4,13 @@
 //! unknown or revoked token, or no identity at all is refused (401).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 use crate::config::WebAuth;
 use crate::privacy::{Channel, Requester};
@@ -42,12 +46,59 @@ pub enum AuthError {
 pub struct Auth {
     mode: WebAuth,
     store: Store,
+    /// The key of CSRF tokens, shared by every instance through the store (read once).
+    csrf_key: Arc<OnceCell<Vec<u8>>>,
 }
+
+/// The name of the CSRF key in the store.
+const CSRF_KEY_NAME: &str = "csrf";
 
 impl Auth {
     /// `mode` from `[web]`; tokens are looked up in `store`.
     pub fn new(mode: WebAuth, store: Store) -> Auth {
-        Auth { mode, store }
+        Auth {
+            mode,
+            store,
+            csrf_key: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The CSRF token every form that changes something (a POST) carries for `requester`: an
+    /// HMAC of the requester under a key only the instances know, so another site cannot make one.
+    pub async fn csrf_token(&self, requester: &Requester) -> Result<String, StoreError> {
+        let mac = self.csrf_mac(requester).await?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `token` is `requester`'s CSRF token (compared in constant time).
+    pub async fn csrf_valid(&self, requester: &Requester, token: &str) -> Result<bool, StoreError> {
+        let Ok(given) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim())
+        else {
+            return Ok(false);
+        };
+        Ok(self.csrf_mac(requester).await?.verify_slice(&given).is_ok())
+    }
+
+    async fn csrf_mac(&self, requester: &Requester) -> Result<Hmac<Sha256>, StoreError> {
+        let key = self
+            .csrf_key
+            .get_or_try_init(|| async {
+                let candidate = random_hex().map_err(|e| {
+                    StoreError::Unavailable(format!("cannot draw random bytes for a key: {e}"))
+                })?;
+                let stored = self
+                    .store
+                    .shared_key(CSRF_KEY_NAME, &candidate, crate::privacy::now())
+                    .await?;
+                hex::decode(stored.trim())
+                    .map_err(|_| StoreError::Query("the stored CSRF key is not hex".to_owned()))
+            })
+            .await?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key)
+            .map_err(|_| StoreError::Query("the stored CSRF key is unusable".to_owned()))?;
+        mac.update(b"csrf\0");
+        mac.update(requester.id.as_bytes());
+        Ok(mac)
     }
 
     /// The mode.
@@ -140,11 +191,17 @@ pub fn is_email(text: &str) -> bool {
         && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// 256 random bits, hex (a key).
+fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
 /// A new API token: the prefix and 256 random bits, base64url.
 pub fn new_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes)?;
-    use base64::Engine as _;
     Ok(format!(
         "{TOKEN_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -212,6 +269,25 @@ mod tests {
             "bearer  tok ".parse().expect("value"),
         );
         assert_eq!(bearer(&headers), Some("tok"));
+    }
+
+    #[tokio::test]
+    async fn csrf_tokens_belong_to_one_requester_and_every_instance() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let one = Auth::new(WebAuth::TokensOnly, Store::open(&url).await.expect("store"));
+        let other = Auth::new(WebAuth::TokensOnly, Store::open(&url).await.expect("store"));
+        let jane = Requester::new("jane@example.com", Channel::Api);
+        let mallory = Requester::new("mallory@example.com", Channel::Api);
+        let token = one.csrf_token(&jane).await.expect("token");
+        assert!(other.csrf_valid(&jane, &token).await.expect("checked"));
+        assert!(!other.csrf_valid(&mallory, &token).await.expect("checked"));
+        assert!(!one.csrf_valid(&jane, "").await.expect("checked"));
+        assert!(!one.csrf_valid(&jane, &token[1..]).await.expect("checked"));
+        assert!(!one
+            .csrf_valid(&jane, "not base64 !")
+            .await
+            .expect("checked"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::services::{self, PgDatabase};
 use sqlx::Connection;
 use whereis::store::{
-    rate_limit_interval_ms, ApiToken, AuditEntry, AuditFilter, Outcome, Reservation, Store,
-    StoreError,
+    rate_limit_interval_ms, ApiToken, AuditEntry, AuditFilter, Outcome, PendingLogin, Reservation,
+    Store, StoreError,
 };
 
 /// A database for one test: the store opened on it, and how to open another instance on it.
@@ -142,6 +142,7 @@ suite!(
     choices_taken_once_across_instances,
     store_lost_mid_run,
     api_tokens_created_found_listed_revoked,
+    sessions_logins_and_shared_keys,
 );
 
 fn entry(at: i64, requester: &str, target: &str, outcome: Outcome) -> AuditEntry {
@@ -1255,4 +1256,52 @@ async fn api_tokens_created_found_listed_revoked(db: &Db) {
     assert!(store.revoke_token("nightly").await.unwrap());
     assert!(!store.revoke_token("nightly").await.unwrap());
     assert_eq!(other.token_requester("hash-1").await.unwrap(), None);
+}
+
+async fn sessions_logins_and_shared_keys(db: &Db) {
+    let store = &db.store;
+    let other = db.another().await;
+    // The first instance's key wins; the second gets the same one.
+    assert_eq!(store.shared_key("csrf", "aa", 1).await.unwrap(), "aa");
+    assert_eq!(other.shared_key("csrf", "bb", 2).await.unwrap(), "aa");
+
+    store
+        .create_session("s1", "jane@example.com", 100, 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.session_requester("s1", 150).await.unwrap().as_deref(),
+        Some("jane@example.com")
+    );
+    assert_eq!(
+        other.session_requester("s1", 200).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(other.session_requester("s2", 150).await.unwrap(), None);
+    assert!(other.end_session("s1").await.unwrap());
+    assert_eq!(store.session_requester("s1", 150).await.unwrap(), None);
+
+    let login = PendingLogin {
+        state: "st".to_owned(),
+        nonce: "n".to_owned(),
+        verifier: "v".to_owned(),
+        return_to: "/?q=jdoe".to_owned(),
+    };
+    store.save_login(&login, 1_000).await.unwrap();
+    // Too old, then taken once.
+    assert_eq!(other.take_login("st", 1_001).await.unwrap(), None);
+    assert_eq!(other.take_login("st", 1_000).await.unwrap(), Some(login));
+    assert_eq!(store.take_login("st", 1_000).await.unwrap(), None);
+
+    store
+        .create_session("old", "a@example.com", 1, 10)
+        .await
+        .unwrap();
+    store
+        .create_session("new", "b@example.com", 1, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(store.purge_sessions(500, 0).await.unwrap(), 1);
+    assert!(store.session_requester("new", 500).await.unwrap().is_some());
 }
