@@ -123,6 +123,22 @@ impl Auth {
                     .to_owned(),
             )),
             WebAuth::Local { requester } => Ok(Requester::new(requester, Channel::Api)),
+            WebAuth::Oidc(_) => {
+                let signed_in = match crate::oidc::session_id(headers) {
+                    Some(id) if looks_like_token(id) => self
+                        .store
+                        .session_requester(&token_hash(id), crate::privacy::now())
+                        .await
+                        .map_err(AuthError::Store)?,
+                    _ => None,
+                };
+                match signed_in {
+                    Some(email) => Ok(Requester::new(&email, Channel::Api)),
+                    None => Err(AuthError::Missing(
+                        "sign in first: open /login (or send an API token)".to_owned(),
+                    )),
+                }
+            }
             WebAuth::Proxy { header, trusted } => {
                 let from_proxy = peer.is_some_and(|ip| {
                     let ip = canonical(ip);

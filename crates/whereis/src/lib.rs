@@ -19,6 +19,7 @@ pub mod demo;
 pub mod health;
 pub mod lookup;
 pub mod metrics;
+pub mod oidc;
 pub mod privacy;
 pub mod report;
 pub mod server;

@@ -7,7 +7,7 @@ mod raw;
 mod sections;
 mod web;
 
-pub use web::{WebAuth, WebConfig, DEFAULT_PROXY_HEADER};
+pub use web::{OidcSettings, WebAuth, WebConfig, DEFAULT_PROXY_HEADER};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -258,7 +258,7 @@ impl Config {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+pub(super) fn check_url(url: &str) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("{url:?} is not a URL ({err})"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!(

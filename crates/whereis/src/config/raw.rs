@@ -36,6 +36,10 @@ pub(super) struct RawWeb {
     pub(super) trusted_proxies: Option<Spanned<Vec<String>>>,
     pub(super) requester: Option<Spanned<String>>,
     pub(super) building_roster: Option<bool>,
+    pub(super) issuer: Option<Spanned<String>>,
+    pub(super) client_id: Option<Spanned<String>>,
+    pub(super) client_secret_env: Option<Spanned<String>>,
+    pub(super) client_secret_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -50,7 +50,7 @@ impl Reader<'_> {
     }
 
     /// Reads a secret named by an `*_env` or `*_file` key (at most one of them).
-    fn secret(
+    pub(super) fn secret(
         &self,
         fallback_span: Range<usize>,
         (env_key, env_name): (&str, Option<&Spanned<String>>),

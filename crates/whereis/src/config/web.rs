@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use toml::Spanned;
+use whereis_location::Secret;
 
 use super::raw::RawWeb;
 use super::sections::Reader;
@@ -13,7 +14,7 @@ use super::{ConfigError, ServerConfig};
 pub const DEFAULT_PROXY_HEADER: &str = "X-Forwarded-Email";
 
 /// The web app's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WebConfig {
     /// How a request's requester is known (API bearer tokens work in every mode).
     pub auth: WebAuth,
@@ -31,7 +32,7 @@ impl Default for WebConfig {
 }
 
 /// Who the requester of a web or API request is, besides API bearer tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum WebAuth {
     /// No `[web]` section: only API bearer tokens identify a requester.
     TokensOnly,
@@ -43,6 +44,9 @@ pub enum WebAuth {
         /// The proxies' addresses.
         trusted: Vec<IpNet>,
     },
+    /// `auth = "oidc"`: people sign in with OpenID Connect; the requester is the verified `email`
+    /// claim.
+    Oidc(OidcSettings),
     /// `auth = "none"`: whoever reaches the (loopback-only) listener is `requester`.
     Local {
         /// The one requester, an email.
@@ -55,10 +59,24 @@ impl WebAuth {
     pub fn as_str(&self) -> &'static str {
         match self {
             WebAuth::TokensOnly => "tokens only",
+            WebAuth::Oidc(_) => "oidc",
             WebAuth::Proxy { .. } => "proxy",
             WebAuth::Local { .. } => "none",
         }
     }
+}
+
+/// The OpenID Connect client's settings.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    /// The provider's issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// This client's id at the provider.
+    pub client_id: String,
+    /// This client's secret.
+    pub client_secret: Secret,
+    /// Where the provider sends the browser back: `{server.public_url}/auth/callback`.
+    pub redirect_url: String,
 }
 
 /// Reads `[web]`; `auth = "none"` only with a loopback `server.listen`.
@@ -75,8 +93,8 @@ pub(super) fn web(
     let Some(auth) = &raw.auth else {
         return Err(r.at(
             section_span,
-            "[web]: set auth = \"proxy\" (an authenticating proxy names the requester) or \
-             \"none\" (loopback only: one local requester)"
+            "[web]: set auth = \"oidc\" (OpenID Connect sign-in), \"proxy\" (an authenticating \
+             proxy names the requester) or \"none\" (loopback only: one local requester)"
                 .to_owned(),
         ));
     };
@@ -90,20 +108,32 @@ pub(super) fn web(
             Ok(())
         }
     };
+    let oidc_keys = raw.issuer.is_some()
+        || raw.client_id.is_some()
+        || raw.client_secret_env.is_some()
+        || raw.client_secret_file.is_some();
     let auth = match auth.get_ref().as_str() {
+        "oidc" => {
+            unused("requester", raw.requester.is_some())?;
+            unused("header", raw.header.is_some())?;
+            unused("trusted_proxies", raw.trusted_proxies.is_some())?;
+            oidc(r, &raw, auth, server)?
+        }
         "proxy" => {
             unused("requester", raw.requester.is_some())?;
+            unused("issuer/client_id/client_secret_*", oidc_keys)?;
             proxy(r, &raw, auth)?
         }
         "none" => {
             unused("header", raw.header.is_some())?;
             unused("trusted_proxies", raw.trusted_proxies.is_some())?;
+            unused("issuer/client_id/client_secret_*", oidc_keys)?;
             local(r, &raw, auth, server)?
         }
         other => {
             return Err(r.at(
                 auth.span(),
-                format!("web.auth: {other:?} is not one of \"proxy\", \"none\""),
+                format!("web.auth: {other:?} is not one of \"oidc\", \"proxy\", \"none\""),
             ))
         }
     };
@@ -111,6 +141,57 @@ pub(super) fn web(
         auth,
         building_roster: raw.building_roster.unwrap_or(false),
     })
+}
+
+fn oidc(
+    r: &Reader,
+    raw: &RawWeb,
+    auth: &Spanned<String>,
+    server: &ServerConfig,
+) -> Result<WebAuth, ConfigError> {
+    let required = |value: &Option<Spanned<String>>, key: &str, what: &str| {
+        match value.as_ref().map(|v| (v.get_ref().trim(), v.span())) {
+            Some((text, _)) if !text.is_empty() => Ok(text.to_owned()),
+            Some((_, span)) => Err(r.at(span, format!("web.{key}: empty"))),
+            None => Err(r.at(
+                auth.span(),
+                format!("web.{key}: auth = \"oidc\" needs {what}"),
+            )),
+        }
+    };
+    let issuer = required(&raw.issuer, "issuer", "the provider's issuer URL")?;
+    if let Some(span) = raw.issuer.as_ref().map(Spanned::span) {
+        super::check_url(&issuer).map_err(|msg| r.at(span, format!("web.issuer: {msg}")))?;
+    }
+    let client_id = required(&raw.client_id, "client_id", "this client's id at the provider")?;
+    let client_secret = r
+        .secret(
+            auth.span(),
+            ("web.client_secret_env", raw.client_secret_env.as_ref()),
+            ("web.client_secret_file", raw.client_secret_file.as_ref()),
+        )?
+        .ok_or_else(|| {
+            r.at(
+                auth.span(),
+                "web.client_secret_env or web.client_secret_file: auth = \"oidc\" needs the \
+                 client's secret"
+                    .to_owned(),
+            )
+        })?;
+    let Some(public_url) = &server.public_url else {
+        return Err(r.at(
+            auth.span(),
+            "server.public_url: auth = \"oidc\" needs the address people open whereis at (the \
+             provider sends them back to {public_url}/auth/callback)"
+                .to_owned(),
+        ));
+    };
+    Ok(WebAuth::Oidc(OidcSettings {
+        issuer,
+        client_id,
+        client_secret,
+        redirect_url: format!("{}/auth/callback", public_url.trim_end_matches('/')),
+    }))
 }
 
 fn proxy(r: &Reader, raw: &RawWeb, auth: &Spanned<String>) -> Result<WebAuth, ConfigError> {
