@@ -32,6 +32,7 @@
 //!   public methods), `webex/rest.rs` (router, bearer gate, `/v1` endpoints), `webex/devices.rs` (U2C
 //!   catalog, device service), `webex/mercury.rs` (websocket, activities, conversation lookup),
 //!   `webex/multipart.rs` (multipart bodies, read with `multer`).
+//! - `oidc` — [`OidcDouble`], an OpenID Connect provider (authorization code + PKCE, RS256 ID tokens).
 //! - `proxy` — [`ForwardProxy`], a forwarding HTTP proxy (CONNECT and absolute-form)
 //!   for corporate-proxy tests.
 //!
@@ -161,11 +162,13 @@ mod data;
 mod floorplan;
 mod maps;
 mod mse;
+pub mod oidc;
 pub mod proxy;
 mod scenario;
 mod server;
 pub mod webex;
 
+pub use oidc::{OidcDouble, OidcPerson, OidcRequest};
 pub use proxy::{ForwardProxy, ProxiedRequest, ProxyCredentials, ProxyOptions};
 pub use scenario::{
     BuildingSpec, CampusSpec, DeviceSpec, Fault, FloorSpec, PersonSpec, Scenario, ServerKind,
@@ -225,6 +228,9 @@ pub enum SimError {
     /// The forwarding proxy cannot run with these options (e.g. an outbound address off loopback).
     #[error("cannot start the forwarding proxy: {0}")]
     Proxy(String),
+    /// The OpenID Connect provider double could not make its signing keys.
+    #[error("cannot start the OpenID Connect provider double: {0}")]
+    Key(String),
     /// `first_port` + the number of servers does not fit in a port number.
     #[error("port {first_port} + {count} servers is beyond 65535")]
     PortRange {
