@@ -25,6 +25,7 @@ pub mod report;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod signin;
 
 pub use whereis_directory as directory;
 pub use whereis_store as store;

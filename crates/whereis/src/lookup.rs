@@ -31,6 +31,8 @@ pub struct Finder {
     pending: TaskTracker,
     /// How web and API requests are identified (`[web]`).
     web: crate::config::WebConfig,
+    /// How outbound connections leave the machine (for clients made later, e.g. sign-in).
+    network: whereis_net::Network,
 }
 
 /// Why a lookup was not run.
@@ -163,7 +165,13 @@ impl Finder {
             webex,
             pending: TaskTracker::new(),
             web: config.web.clone(),
+            network: config.network.clone(),
         })
+    }
+
+    /// How outbound connections leave the machine.
+    pub fn network(&self) -> &whereis_net::Network {
+        &self.network
     }
 
     /// The `[web]` settings.

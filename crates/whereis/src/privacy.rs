@@ -250,6 +250,8 @@ impl Privacy {
         let purged = self.store.purge_audit_before(now - retention).await?;
         self.store.purge_deliveries_before(now - 86_400).await?;
         self.store.purge_rate_limits(now_ms()).await?;
+        let login_lifetime = i64::try_from(crate::oidc::LOGIN_LIFETIME.as_secs()).unwrap_or(0);
+        self.store.purge_sessions(now, now - login_lifetime).await?;
         Ok(purged)
     }
 

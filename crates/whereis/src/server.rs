@@ -92,6 +92,11 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
     } = options;
     let store_gauges = StoreGauges(finder.privacy().store().clone());
     let auth = Auth::new(finder.web().auth.clone(), finder.privacy().store().clone());
+    let signin = crate::signin::router(
+        auth.clone(),
+        finder.privacy().store().clone(),
+        finder.network(),
+    );
     let state = AppState {
         finder,
         bot,
@@ -131,7 +136,8 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ))
-        .with_state(state);
+        .with_state(state)
+        .merge(signin);
     if metrics {
         router.merge(metrics_router(store_gauges))
     } else {

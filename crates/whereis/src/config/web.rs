@@ -149,21 +149,26 @@ fn oidc(
     auth: &Spanned<String>,
     server: &ServerConfig,
 ) -> Result<WebAuth, ConfigError> {
-    let required = |value: &Option<Spanned<String>>, key: &str, what: &str| {
-        match value.as_ref().map(|v| (v.get_ref().trim(), v.span())) {
-            Some((text, _)) if !text.is_empty() => Ok(text.to_owned()),
-            Some((_, span)) => Err(r.at(span, format!("web.{key}: empty"))),
-            None => Err(r.at(
-                auth.span(),
-                format!("web.{key}: auth = \"oidc\" needs {what}"),
-            )),
-        }
+    let required = |value: &Option<Spanned<String>>, key: &str, what: &str| match value
+        .as_ref()
+        .map(|v| (v.get_ref().trim(), v.span()))
+    {
+        Some((text, _)) if !text.is_empty() => Ok(text.to_owned()),
+        Some((_, span)) => Err(r.at(span, format!("web.{key}: empty"))),
+        None => Err(r.at(
+            auth.span(),
+            format!("web.{key}: auth = \"oidc\" needs {what}"),
+        )),
     };
     let issuer = required(&raw.issuer, "issuer", "the provider's issuer URL")?;
     if let Some(span) = raw.issuer.as_ref().map(Spanned::span) {
         super::check_url(&issuer).map_err(|msg| r.at(span, format!("web.issuer: {msg}")))?;
     }
-    let client_id = required(&raw.client_id, "client_id", "this client's id at the provider")?;
+    let client_id = required(
+        &raw.client_id,
+        "client_id",
+        "this client's id at the provider",
+    )?;
     let client_secret = r
         .secret(
             auth.span(),
