@@ -584,14 +584,12 @@ impl Store {
     /// The requester of the token whose hash is `token_hash`, if it exists (and was not revoked).
     pub async fn token_requester(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         let sql = "SELECT requester FROM api_tokens WHERE token_hash = $1";
-        let found: Result<Option<String>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
-            match sqlx::query(sql).bind(token_hash).fetch_optional(pool).await {
-                Ok(Some(row)) => row.try_get(0).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        found.map_err(|e| self.error("checking an API token", e))
+        self.text(
+            sql,
+            &[Arg::Text(token_hash.to_owned())],
+            "checking an API token",
+        )
+        .await
     }
 
     /// Every API token, by name.
@@ -779,6 +777,23 @@ impl Store {
         count
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| self.error(what, e))
+    }
+
+    /// Runs a query whose one row (if any) is one text column.
+    async fn text(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        what: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let found: Result<Option<String>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
+            match bind_all!(sqlx::query(sql), args).fetch_optional(pool).await {
+                Ok(Some(row)) => row.try_get(0).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        found.map_err(|e| self.error(what, e))
     }
 
     /// Runs a query whose rows are `(text, text, count)`.

@@ -144,21 +144,4 @@ impl Store {
         });
         found.map_err(|e| self.error("taking a sign-in", e))
     }
-
-    /// Runs a query whose one row (if any) is one text column.
-    async fn text(
-        &self,
-        sql: &str,
-        args: &[Arg],
-        what: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let found: Result<Option<String>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
-            match bind_all!(sqlx::query(sql), args).fetch_optional(pool).await {
-                Ok(Some(row)) => row.try_get(0).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        found.map_err(|e| self.error(what, e))
-    }
 }
