@@ -478,6 +478,54 @@ mod tests {
         );
     }
 
+    fn with_variants(variants: &[&str]) -> Locator {
+        Locator::new(
+            Vec::new(),
+            LocatorSettings {
+                username_variants: variants.iter().map(|v| (*v).to_owned()).collect(),
+                deadline: Duration::from_secs(1),
+                max_age: Duration::from_secs(600),
+            },
+        )
+    }
+
+    #[test]
+    fn an_identity_gives_back_the_username_its_variant_was_made_from() {
+        let locator = with_variants(&[
+            "{user}",
+            "CORP\\{user}",
+            "corp\\{user}",
+            "{user}@corp.example",
+        ]);
+        let user = |identity: &str| locator.username_of(identity).map(|u| u.as_str().to_owned());
+        assert_eq!(user("jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(user("CORP\\jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(user("corp\\jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(user("jdoe@corp.example").as_deref(), Some("jdoe"));
+        assert_eq!(user(" CORP\\jdoe ").as_deref(), Some("jdoe"));
+        // Another domain fits only `{user}`: kept whole, as the server knows it.
+        assert_eq!(user("OTHER\\jdoe").as_deref(), Some("OTHER\\jdoe"));
+        assert_eq!(user(""), None);
+        assert_eq!(user("two words"), None, "no username");
+
+        let strict = with_variants(&["CORP\\{user}"]);
+        assert_eq!(strict.username_of("jdoe"), None, "fits no variant");
+        assert_eq!(
+            strict
+                .username_of("CORP\\..")
+                .map(|u| u.as_str().to_owned()),
+            None,
+            "a dot segment is no username"
+        );
+        let none = with_variants(&[]);
+        assert_eq!(
+            none.username_of("CORP\\jdoe")
+                .map(|u| u.as_str().to_owned())
+                .as_deref(),
+            Some("CORP\\jdoe")
+        );
+    }
+
     /// A source that counts the questions it gets and answers each once `gate` opens.
     struct Gated {
         asked: std::sync::atomic::AtomicUsize,
