@@ -389,7 +389,8 @@ impl BuildingList {
     fn add(&mut self, parsed: Parsed) -> ListedPage {
         let records = parsed.devices.len() + parsed.rejected.len();
         self.rejected += parsed.rejected.len();
-        let mut anything_new = false;
+        // A page of unusable records only is no sign of the end.
+        let mut anything_new = parsed.devices.is_empty() && !parsed.rejected.is_empty();
         for device in parsed.devices {
             if self.seen.insert(device.mac.clone()) {
                 anything_new = true;
@@ -877,32 +878,37 @@ impl HttpSource {
 
     /// The building's clients through v3, which has no paging: one query per floor of the building
     /// (`floorRefId`, the ids from the map configuration), or the whole list when the map
-    /// configuration does not know the building. `None` when the server has no v3 API.
+    /// configuration does not know the building or the server refuses the filter (400). `None`
+    /// when the server has no v3 API.
     async fn list_cmx_v3(&self, key: &str) -> Result<Option<Vec<Device>>, SourceError> {
         let mut floor_ids = self.catalog.read().await.building_floor_ids(key);
         if floor_ids.is_none() {
             self.refresh_catalog().await;
             floor_ids = self.catalog.read().await.building_floor_ids(key);
         }
-        let queries: Vec<String> = match floor_ids {
+        let whole_list = || vec![cmx_v3::CLIENTS_PATH.to_owned()];
+        let answers = match floor_ids {
             Some(ids) if ids.len() > self.list_paging.max_pages => {
                 return Err(SourceError::TooManyPages {
                     pages: self.list_paging.max_pages,
                     page_size: self.list_paging.page_size,
                 })
             }
-            Some(ids) => ids
-                .iter()
-                .map(|id| Self::query(cmx_v3::CLIENTS_PATH, &[("floorRefId", id)]))
-                .collect(),
-            None => vec![cmx_v3::CLIENTS_PATH.to_owned()],
+            Some(ids) => {
+                let by_floor = ids
+                    .iter()
+                    .map(|id| Self::query(cmx_v3::CLIENTS_PATH, &[("floorRefId", id)]))
+                    .collect();
+                match self.v3_answers(by_floor).await {
+                    Err(SourceError::Status(status)) if status.starts_with("400") => {
+                        tracing::info!(source = %self.settings.name, "the CMX v3 API refused the floorRefId filter: reading the whole list");
+                        self.v3_answers(whole_list()).await?
+                    }
+                    answers => answers?,
+                }
+            }
+            None => self.v3_answers(whole_list()).await?,
         };
-        let credentials = self.v3_credentials();
-        let answers: Vec<Fetched> = futures::stream::iter(queries)
-            .map(|path| async move { self.get(Endpoint::CmxV3, &path, credentials).await })
-            .buffered(FLOOR_QUERIES_AT_ONCE)
-            .try_collect()
-            .await?;
         let mut list = BuildingList::new(key.to_owned());
         let now = chrono::Utc::now();
         for answer in answers {
@@ -926,6 +932,16 @@ impl HttpSource {
         Ok(Some(devices))
     }
 
+    /// The answers to v3 client queries, a few on their way at once, in the order asked.
+    async fn v3_answers(&self, queries: Vec<String>) -> Result<Vec<Fetched>, SourceError> {
+        let credentials = self.v3_credentials();
+        futures::stream::iter(queries)
+            .map(|path| async move { self.get(Endpoint::CmxV3, &path, credentials).await })
+            .buffered(FLOOR_QUERIES_AT_ONCE)
+            .try_collect()
+            .await
+    }
+
     /// The building's clients through v2: every client, page by page (`page`, `pageSize`), kept
     /// when their map hierarchy names the building.
     async fn list_cmx_v2(&self, key: &str) -> Result<Vec<Device>, SourceError> {
@@ -934,7 +950,8 @@ impl HttpSource {
             max_pages,
         } = self.list_paging;
         let mut list = BuildingList::new(key.to_owned());
-        for page in 1..=max_pages {
+        // One page past the limit is asked for: it must be empty, or the list is too long.
+        for page in 1..=max_pages + 1 {
             let path = Self::query(
                 cmx_v2::CLIENTS_PATH,
                 &[
@@ -951,17 +968,18 @@ impl HttpSource {
                         "no CMX v2 client list (404 Not Found)".to_owned(),
                     ))
                 }
-                // Past the last page: nothing more (some versions answer 404 there).
+                // Past the last page: 204 (some versions `[]`, or 404).
                 Fetched::NotFound | Fetched::Empty => break,
                 Fetched::Body(body) => cmx_v2::parse(&body)?,
             };
             let listed = list.add(parsed);
-            // A short page is the last one. A server that ignores paging sends the whole list at
-            // once (more than a page) or the same page again (nothing new): read once, that is all.
-            if listed.records != page_size || !listed.anything_new {
-                return Ok(list.finish(&self.settings.name));
+            // A short page need not be the last (the server may cap `pageSize`): the list ends
+            // with an empty page, or with one that brings nothing new (a server that ignores
+            // paging sends the same clients again).
+            if listed.records == 0 || !listed.anything_new {
+                break;
             }
-            if page == max_pages {
+            if page > max_pages {
                 return Err(SourceError::TooManyPages {
                     pages: max_pages,
                     page_size,
@@ -983,7 +1001,7 @@ impl HttpSource {
             page_size,
         };
         let mut list = BuildingList::new(key.to_owned());
-        for page in 1..=max_pages {
+        for page in 1..=max_pages + 1 {
             let path = Self::query(
                 mse::LIST_PATH,
                 &[
@@ -1009,15 +1027,15 @@ impl HttpSource {
             }
             let entries = answer.entries;
             let listed = list.add(answer.parsed);
-            let last = match total_pages {
-                Some(total) => page as u64 >= total,
-                None => entries < page_size,
-            };
-            if last || entries == 0 || !listed.anything_new {
-                return Ok(list.finish(&self.settings.name));
+            if entries == 0 || !listed.anything_new {
+                break;
             }
-            if page == max_pages {
+            if page > max_pages {
                 return Err(too_many);
+            }
+            // `totalPages` says where the list ends; without it, an empty page does.
+            if total_pages.is_some_and(|total| page as u64 >= total) {
+                break;
             }
         }
         Ok(list.finish(&self.settings.name))

@@ -361,7 +361,9 @@ async fn a_building_roster_merges_every_source_one_device_per_mac() {
             "/api/location/v2/clients?page=1&pageSize=2",
             "/api/location/v2/clients?page=2&pageSize=2",
             "/api/location/v2/clients?page=3&pageSize=2",
-        ]
+            "/api/location/v2/clients?page=4&pageSize=2",
+        ],
+        "a short page need not be the last (a server may cap the page size): the empty one is"
     );
     assert_eq!(
         list_requests(server(&sim, "mse-a")),
@@ -395,7 +397,7 @@ async fn the_v2_list_is_read_page_by_page_and_only_the_building_kept() {
         .find(|d| d.mac == "00:00:00:00:05:04")
         .expect("guest phone");
     assert_eq!(guest.identity, None, "a source lists what it sees");
-    assert_eq!(list_requests(server(&sim, "cmx-old")).len(), 3);
+    assert_eq!(list_requests(server(&sim, "cmx-old")).len(), 4);
 }
 
 #[tokio::test]
@@ -468,7 +470,7 @@ async fn a_cmx_without_v3_lists_through_v2() {
 
     assert_eq!(devices.len(), 4);
     let asked = list_requests(server(&sim, "cmx-old"));
-    let (v3, v2) = asked.split_at(asked.len() - 3);
+    let (v3, v2) = asked.split_at(asked.len() - 4);
     assert!(
         !v3.is_empty()
             && v3
@@ -484,7 +486,7 @@ async fn a_cmx_without_v3_lists_through_v2() {
     // The 404 is remembered, as for lookups: the next list goes straight to v2.
     cmx.list_building("Building 5").await.expect("listed");
     let again = list_requests(server(&sim, "cmx-old"));
-    assert_eq!(again.len(), asked.len() + 3, "{again:?}");
+    assert_eq!(again.len(), asked.len() + 4, "{again:?}");
     assert!(
         again[asked.len()..]
             .iter()
@@ -671,7 +673,11 @@ async fn a_list_longer_than_the_page_limit_is_refused_not_cut() {
             page_size: 1
         }
     );
-    assert_eq!(list_requests(server(&sim, "cmx-old")).len(), 2);
+    assert_eq!(
+        list_requests(server(&sim, "cmx-old")).len(),
+        3,
+        "the page after the limit is asked for: the list might have ended exactly there"
+    );
 
     let mse = source(&sim, "mse-a", SourceKind::Mse, short);
     let err = mse.list_building("Building 5").await.unwrap_err();
@@ -731,4 +737,113 @@ async fn the_demo_office_has_a_building_5_roster_from_both_cmx_servers() {
     assert!(people.len() >= 12, "{people:?}");
     let sources: BTreeSet<&str> = lookup.devices.iter().map(|d| d.source.as_str()).collect();
     assert_eq!(sources, BTreeSet::from(["cmx-north", "cmx-south"]));
+}
+
+#[tokio::test]
+async fn a_list_that_fills_the_page_limit_exactly_is_complete() {
+    let sim = office().await;
+    let exact = ListPaging {
+        page_size: 5,
+        max_pages: 1,
+    };
+    let old = source(&sim, "cmx-old", SourceKind::CmxV2, exact);
+
+    let devices = old.list_building("Building 5").await.expect("listed");
+
+    assert_eq!(devices.len(), 4);
+    assert_eq!(list_requests(server(&sim, "cmx-old")).len(), 2);
+}
+
+/// A CMX whose v3 API refuses the `floorRefId` filter (400), as a version without it would:
+/// answers by request line, records what it was asked.
+async fn cmx_without_floor_filter() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const MAPS: &str = r#"{"campuses":[{"name":"HQ","buildingList":[{"name":"Building 5","floorList":[
+        {"name":"Level 1","aesUidString":"11","dimension":{"length":150,"width":300,"unit":"FEET"},
+         "image":{"imageName":"b5-1.png"}}]}]}]}"#;
+    const CLIENTS: &str = r#"[
+        {"deviceId":"00:00:00:00:05:01","locationMapHierarchy":"HQ>Building 5>Level 1",
+         "locationCoordinate":{"x":1,"y":2,"unit":"FEET"},"floorRefId":"11","username":"CORP\\jdoe"},
+        {"deviceId":"00:00:00:00:09:01","locationMapHierarchy":"HQ>Building 9>Ground",
+         "locationCoordinate":{"x":3,"y":4,"unit":"FEET"},"floorRefId":"21","username":"mgarcia"}]"#;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            log.lock().expect("log").push(target.clone());
+            let (status, body) = if target.starts_with("/api/config/v1/maps") {
+                ("200 OK", MAPS)
+            } else if target.contains("floorRefId") {
+                (
+                    "400 Bad Request",
+                    r#"{"success":false,"error":{"message":"Unknown filter parameter being used"}}"#,
+                )
+            } else if target.starts_with("/api/location/v3/clients") {
+                ("200 OK", CLIENTS)
+            } else {
+                ("404 Not Found", "")
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (url, asked)
+}
+
+#[tokio::test]
+async fn a_v3_api_refusing_the_floor_filter_is_read_whole() {
+    let (url, asked) = cmx_without_floor_filter().await;
+    let source = HttpSource::new(SourceSettings {
+        name: "cmx-10-3".to_owned(),
+        kind: SourceKind::Cmx,
+        url,
+        credentials: Credentials {
+            username: "api".to_owned(),
+            password: Secret::new("password"),
+        },
+        v3_credentials: None,
+        ca_file: None,
+        insecure_skip_tls_verify: false,
+        priority: 0,
+        timeout: Duration::from_secs(5),
+        image_timeout: Duration::from_secs(5),
+        network: whereis_net::Network::direct(),
+    })
+    .expect("source");
+
+    let devices = source.list_building("Building 5").await.expect("listed");
+
+    assert_eq!(macs(&devices), BTreeSet::from(["00:00:00:00:05:01"]));
+    assert_eq!(devices[0].floor_width, Some(300.0));
+    let asked = asked.lock().expect("log").clone();
+    assert_eq!(
+        asked,
+        [
+            "/api/config/v1/maps",
+            "/api/location/v3/clients?floorRefId=11",
+            "/api/location/v3/clients"
+        ]
+    );
 }
