@@ -6,7 +6,8 @@
 //! - [`source`]: the [`LocationSource`] trait and [`HttpSource`], the HTTP(S) client of one server
 //!   (v3 → v2 fallback remembered per server, floor resolution for v3, one connection pool each).
 //! - [`locator`]: the [`Locator`], which asks every source for every username variant at once under one
-//!   deadline, then dedupes by MAC and orders devices most recently seen first.
+//!   deadline, then dedupes by MAC and orders devices most recently seen first; and lists who is in
+//!   a building ([`Locator::list_building`]) from every source's client list the same way.
 //!
 //! Metrics (recorded through the `metrics` facade; the binary installs the exporter):
 //! [`source::REQUEST_DURATION_METRIC`], [`source::ERRORS_METRIC`] and
@@ -26,6 +27,7 @@ pub use locator::{
 };
 pub use model::{normalize_mac, Api, Device, FloorPlan, Hierarchy, Unit};
 pub use source::{
-    Credentials, HttpSource, LocationSource, Probe, Secret, SourceAnswer, SourceError, SourceKind,
-    SourceSettings, ERRORS_METRIC, REQUEST_DURATION_METRIC,
+    Credentials, HttpSource, ListPaging, LocationSource, Probe, Secret, SourceAnswer, SourceError,
+    SourceKind, SourceSettings, ERRORS_METRIC, LIST_MAX_PAGES, LIST_PAGE_SIZE,
+    REQUEST_DURATION_METRIC,
 };

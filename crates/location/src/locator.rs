@@ -285,6 +285,88 @@ impl Locator {
     }
 }
 
+impl Locator {
+    /// Asks every source at once for the devices it places in `building` (trimmed, compared
+    /// ignoring case), under the lookup deadline, and merges them as [`Locator::locate`] does: one
+    /// device per MAC (the fresher fix, then the lower priority, then source order), most recently
+    /// seen first, stale ones marked. Devices no server knows an identity for are left out: they
+    /// name nobody. Never fails: sources that failed or missed the deadline are in `errors`.
+    pub async fn list_building(&self, building: &str) -> Lookup {
+        let building = building.trim();
+        if building.is_empty() {
+            return Lookup::default();
+        }
+        let deadline = Instant::now() + self.settings.deadline;
+        let deadline_ms = self.settings.deadline.as_millis();
+        let asks = self.sources.iter().map(|source| async move {
+            let result = timeout_at(deadline, source.list_building(building))
+                .await
+                .unwrap_or(Err(SourceError::Deadline(deadline_ms)));
+            (source, result)
+        });
+        let mut devices = Vec::new();
+        let mut errors = Vec::new();
+        for (source, result) in join_all(asks).await {
+            match result {
+                Ok(found) => devices.extend(
+                    found
+                        .into_iter()
+                        .filter(|device| device.identity.is_some())
+                        .map(|mut device| {
+                            device.source = source.name().to_owned();
+                            device.priority = source.priority();
+                            device
+                        }),
+                ),
+                Err(err) => {
+                    if matches!(err, SourceError::Deadline(_)) {
+                        metrics::counter!(DEADLINE_HITS_METRIC, "source" => source.name().to_owned())
+                            .increment(1);
+                    }
+                    tracing::warn!(source = source.name(), error = %err, "source failed to list a building");
+                    errors.push(SourceFailure {
+                        source: source.name().to_owned(),
+                        error: err.to_string(),
+                    });
+                }
+            }
+        }
+        Lookup {
+            devices: merge(devices, self.settings.max_age),
+            errors,
+        }
+    }
+
+    /// The username behind a device's `identity`, undoing the configured username variants: the
+    /// variant with the longest fixed part that fits wins (`CORP\jdoe` → `jdoe` with
+    /// `CORP\{user}`). `None` when no variant fits or what remains is no username.
+    pub fn username_of(&self, identity: &str) -> Option<Username> {
+        let identity = identity.trim();
+        let mut best: Option<(usize, &str)> = None;
+        for template in &self.settings.username_variants {
+            let Some((prefix, suffix)) = template.split_once("{user}") else {
+                continue;
+            };
+            let fixed = prefix.len() + suffix.len();
+            if identity.len() <= fixed || best.is_some_and(|(longest, _)| longest >= fixed) {
+                continue;
+            }
+            if let Some(user) = identity
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+            {
+                best = Some((fixed, user));
+            }
+        }
+        let user = match best {
+            Some((_, user)) => user,
+            None if self.settings.username_variants.is_empty() => identity,
+            None => return None,
+        };
+        Username::parse(user).ok()
+    }
+}
+
 /// One device per MAC (the fresher fix wins, then the lower priority, then the earlier source), ordered
 /// most recently seen first; devices heard longer ago than `max_age` are marked stale.
 pub fn merge(devices: Vec<Device>, max_age: Duration) -> Vec<Device> {
@@ -393,6 +475,54 @@ mod tests {
                 vec![("source".to_owned(), "silent".to_owned())],
                 DebugValue::Counter(1)
             )]
+        );
+    }
+
+    fn with_variants(variants: &[&str]) -> Locator {
+        Locator::new(
+            Vec::new(),
+            LocatorSettings {
+                username_variants: variants.iter().map(|v| (*v).to_owned()).collect(),
+                deadline: Duration::from_secs(1),
+                max_age: Duration::from_secs(600),
+            },
+        )
+    }
+
+    #[test]
+    fn an_identity_gives_back_the_username_its_variant_was_made_from() {
+        let locator = with_variants(&[
+            "{user}",
+            "CORP\\{user}",
+            "corp\\{user}",
+            "{user}@corp.example",
+        ]);
+        let user = |identity: &str| locator.username_of(identity).map(|u| u.as_str().to_owned());
+        assert_eq!(user("jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(user("CORP\\jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(user("corp\\jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(user("jdoe@corp.example").as_deref(), Some("jdoe"));
+        assert_eq!(user(" CORP\\jdoe ").as_deref(), Some("jdoe"));
+        // Another domain fits only `{user}`: kept whole, as the server knows it.
+        assert_eq!(user("OTHER\\jdoe").as_deref(), Some("OTHER\\jdoe"));
+        assert_eq!(user(""), None);
+        assert_eq!(user("two words"), None, "no username");
+
+        let strict = with_variants(&["CORP\\{user}"]);
+        assert_eq!(strict.username_of("jdoe"), None, "fits no variant");
+        assert_eq!(
+            strict
+                .username_of("CORP\\..")
+                .map(|u| u.as_str().to_owned()),
+            None,
+            "a dot segment is no username"
+        );
+        let none = with_variants(&[]);
+        assert_eq!(
+            none.username_of("CORP\\jdoe")
+                .map(|u| u.as_str().to_owned())
+                .as_deref(),
+            Some("CORP\\jdoe")
         );
     }
 

@@ -1,19 +1,20 @@
 //! Location sources: the [`LocationSource`] trait and [`HttpSource`], the real HTTP client for CMX v3
 //! (with v2 fallback), CMX v2 and MSE servers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{header, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, RwLock};
 
-use crate::model::{Api, Device, FloorPlan};
+use crate::model::{Api, Device, FloorPlan, Hierarchy};
 use crate::wire::maps::{self, CatalogFloor};
 use crate::wire::{cmx_v2, cmx_v3, mse, ParseError, Parsed, RecordError};
 
@@ -123,12 +124,24 @@ pub enum SourceError {
     /// A value cannot be sent: it would name another resource in the URL (e.g. `..`).
     #[error("{0}")]
     Invalid(String),
+    /// The server (or this kind of source) has no such API, e.g. no client list (404).
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// A client list went on past the page limit: rather no answer than a silently cut one.
+    #[error("client list longer than {pages} pages of {page_size}; not read further")]
+    TooManyPages {
+        /// The page limit.
+        pages: usize,
+        /// Clients asked for per page.
+        page_size: usize,
+    },
 }
 
 impl SourceError {
     /// A short, stable name of the kind of failure, as the `kind` label of
     /// `whereis_source_errors_total` names it: `setup`, `timeout`, `deadline`, `connect`,
-    /// `unauthorized`, `status`, `truncated`, `too_large`, `transport`, `parse` or `invalid`.
+    /// `unauthorized`, `status`, `truncated`, `too_large`, `transport`, `parse`, `invalid`,
+    /// `unsupported` or `too_many_pages`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceError::Setup(_) => "setup",
@@ -142,6 +155,8 @@ impl SourceError {
             SourceError::Transport(_) => "transport",
             SourceError::Parse(_) => "parse",
             SourceError::Invalid(_) => "invalid",
+            SourceError::Unsupported(_) => "unsupported",
+            SourceError::TooManyPages { .. } => "too_many_pages",
         }
     }
 }
@@ -193,6 +208,24 @@ pub struct Probe {
     pub detail: String,
 }
 
+/// How client lists are read: clients per page, and the most pages read before giving up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPaging {
+    /// Clients asked for per page (1 to 1000).
+    pub page_size: usize,
+    /// Pages read at most; a longer list is a [`SourceError::TooManyPages`].
+    pub max_pages: usize,
+}
+
+impl Default for ListPaging {
+    fn default() -> ListPaging {
+        ListPaging {
+            page_size: LIST_PAGE_SIZE,
+            max_pages: LIST_MAX_PAGES,
+        }
+    }
+}
+
 /// A server that can locate the devices of an 802.1X identity.
 pub trait LocationSource: Send + Sync {
     /// Configured name.
@@ -203,6 +236,21 @@ pub trait LocationSource: Send + Sync {
     fn locate<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<SourceAnswer, SourceError>>;
     /// Checks that the server is reachable, accepts the credentials, and which API it speaks.
     fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>>;
+    /// Every device the server currently places in `building` (the building part of the map
+    /// hierarchy, compared trimmed and ignoring case), each with the identity the server knows it
+    /// by, if any. A source without a client list answers [`SourceError::Unsupported`].
+    fn list_building<'a>(
+        &'a self,
+        building: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Device>, SourceError>> {
+        Box::pin(async move {
+            Err(SourceError::Unsupported(format!(
+                "{} cannot list the clients of a building (asked for {:?})",
+                self.name(),
+                building.chars().take(64).collect::<String>()
+            )))
+        })
+    }
     /// Downloads a floor image (PNG or JPEG bytes) by the name the server gave for the floor.
     fn floor_image<'a>(
         &'a self,
@@ -227,6 +275,13 @@ pub const CMX_IMAGE_PATH: &str = "/api/config/v1/maps/imagesource/";
 pub const MSE_IMAGE_PATH: &str = "/api/contextaware/v1/maps/imagesource/";
 /// The catalog is refetched for an unknown floor at most this often.
 const CATALOG_REFRESH: Duration = Duration::from_secs(60);
+/// Clients asked for per page of a client list (the MSE list accepts at most 1000).
+pub const LIST_PAGE_SIZE: usize = 1000;
+/// Pages (or v3 floor queries) read at most for one building: past this the list is refused,
+/// never silently cut.
+pub const LIST_MAX_PAGES: usize = 50;
+/// v3 floor queries of one building on their way at once.
+const FLOOR_QUERIES_AT_ONCE: usize = 4;
 /// Identity used by probes: never a real user.
 const PROBE_IDENTITY: &str = "whereis-probe";
 /// Characters kept as they are in a path segment; everything else is percent-encoded (`\` → `%5C`).
@@ -266,12 +321,99 @@ impl FloorCatalog {
             .cloned()
     }
 
+    /// The floor ids of `building` (a [`building_key`]); `None` when the catalog knows no floor of
+    /// it, or one of its floors has no id (its clients can then only be found in the whole list).
+    fn building_floor_ids(&self, building: &str) -> Option<Vec<String>> {
+        let mut ids: Vec<String> = Vec::new();
+        for (hierarchy, plan) in &self.by_hierarchy {
+            if Hierarchy::parse(hierarchy).building.as_deref() != Some(building) {
+                continue;
+            }
+            let id = plan.floor_ref_id.clone()?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        (!ids.is_empty()).then_some(ids)
+    }
+
     fn insert(&mut self, floor: CatalogFloor) {
         if let Some(id) = &floor.plan.floor_ref_id {
             self.by_id.insert(id.clone(), floor.plan.clone());
         }
         self.by_hierarchy
             .insert(hierarchy_key(&floor.hierarchy), floor.plan);
+    }
+}
+
+/// A building name as client lists compare it: trimmed, lower case.
+fn building_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Whether `device`'s map hierarchy places it in the building `key` (a [`building_key`]).
+fn in_building(device: &Device, key: &str) -> bool {
+    device
+        .building
+        .as_deref()
+        .is_some_and(|name| building_key(name) == key)
+}
+
+/// What one page of a client list held.
+struct ListedPage {
+    /// Records on the page, usable or not.
+    records: usize,
+    /// Whether the page brought a MAC not seen on an earlier page.
+    anything_new: bool,
+}
+
+/// The devices of one building gathered from a client list, one per MAC.
+#[derive(Default)]
+struct BuildingList {
+    building: String,
+    seen: HashSet<String>,
+    devices: Vec<Device>,
+    rejected: usize,
+}
+
+impl BuildingList {
+    fn new(building: String) -> BuildingList {
+        BuildingList {
+            building,
+            ..BuildingList::default()
+        }
+    }
+
+    /// Keeps the page's devices that are in the building.
+    fn add(&mut self, parsed: Parsed) -> ListedPage {
+        let records = parsed.devices.len() + parsed.rejected.len();
+        self.rejected += parsed.rejected.len();
+        // A page of unusable records only is no sign of the end.
+        let mut anything_new = parsed.devices.is_empty() && !parsed.rejected.is_empty();
+        for device in parsed.devices {
+            if self.seen.insert(device.mac.clone()) {
+                anything_new = true;
+                if in_building(&device, &self.building) {
+                    self.devices.push(device);
+                }
+            }
+        }
+        ListedPage {
+            records,
+            anything_new,
+        }
+    }
+
+    fn finish(self, source: &str) -> Vec<Device> {
+        if self.rejected > 0 {
+            tracing::debug!(
+                source,
+                rejected = self.rejected,
+                "unusable records in a client list"
+            );
+        }
+        self.devices
     }
 }
 
@@ -291,6 +433,7 @@ pub struct HttpSource {
     v3_state: AtomicU8,
     catalog: RwLock<FloorCatalog>,
     catalog_refresh: Mutex<()>,
+    list_paging: ListPaging,
 }
 
 impl fmt::Debug for HttpSource {
@@ -357,7 +500,18 @@ impl HttpSource {
             v3_state: AtomicU8::new(v3_state),
             catalog: RwLock::new(FloorCatalog::default()),
             catalog_refresh: Mutex::new(()),
+            list_paging: ListPaging::default(),
         })
+    }
+
+    /// Reads client lists with `paging` instead of [`ListPaging::default`] (page size kept within
+    /// 1–1000, at least one page).
+    pub fn with_list_paging(mut self, paging: ListPaging) -> HttpSource {
+        self.list_paging = ListPaging {
+            page_size: paging.page_size.clamp(1, mse::MAX_PAGE_SIZE),
+            max_pages: paging.max_pages.max(1),
+        };
+        self
     }
 
     /// The settings this source was built from.
@@ -478,7 +632,12 @@ impl HttpSource {
     }
 
     fn client_query(path: &str, identity: &str) -> String {
-        let query: String = reqwest::Url::parse_with_params("http://x/", [("username", identity)])
+        Self::query(path, &[("username", identity)])
+    }
+
+    /// `path?name=value&…`, each value form-encoded.
+    fn query(path: &str, params: &[(&str, &str)]) -> String {
+        let query: String = reqwest::Url::parse_with_params("http://x/", params)
             .ok()
             .and_then(|url| url.query().map(str::to_owned))
             .unwrap_or_default();
@@ -697,6 +856,191 @@ impl HttpSource {
         }
     }
 
+    /// The work of [`LocationSource::list_building`], which counts its failure.
+    async fn list(&self, building: &str) -> Result<Vec<Device>, SourceError> {
+        let key = building_key(building);
+        if key.is_empty() {
+            return Err(SourceError::Invalid("no building name given".to_owned()));
+        }
+        match self.settings.kind {
+            SourceKind::Cmx => {
+                if self.v3_state.load(Ordering::Relaxed) != V3_ABSENT {
+                    if let Some(devices) = self.list_cmx_v3(&key).await? {
+                        return Ok(devices);
+                    }
+                }
+                self.list_cmx_v2(&key).await
+            }
+            SourceKind::CmxV2 => self.list_cmx_v2(&key).await,
+            SourceKind::Mse => self.list_mse(&key).await,
+        }
+    }
+
+    /// The building's clients through v3, which has no paging: one query per floor of the building
+    /// (`floorRefId`, the ids from the map configuration), or the whole list when the map
+    /// configuration does not know the building or the server refuses the filter (400). `None`
+    /// when the server has no v3 API.
+    async fn list_cmx_v3(&self, key: &str) -> Result<Option<Vec<Device>>, SourceError> {
+        let mut floor_ids = self.catalog.read().await.building_floor_ids(key);
+        if floor_ids.is_none() {
+            self.refresh_catalog().await;
+            floor_ids = self.catalog.read().await.building_floor_ids(key);
+        }
+        let whole_list = || vec![cmx_v3::CLIENTS_PATH.to_owned()];
+        let answers = match floor_ids {
+            Some(ids) if ids.len() > self.list_paging.max_pages => {
+                return Err(SourceError::TooManyPages {
+                    pages: self.list_paging.max_pages,
+                    page_size: self.list_paging.page_size,
+                })
+            }
+            Some(ids) => {
+                let by_floor = ids
+                    .iter()
+                    .map(|id| Self::query(cmx_v3::CLIENTS_PATH, &[("floorRefId", id)]))
+                    .collect();
+                match self.v3_answers(by_floor).await {
+                    Err(SourceError::Status(status)) if status.starts_with("400") => {
+                        tracing::info!(source = %self.settings.name, "the CMX v3 API refused the floorRefId filter: reading the whole list");
+                        self.v3_answers(whole_list()).await?
+                    }
+                    answers => answers?,
+                }
+            }
+            None => self.v3_answers(whole_list()).await?,
+        };
+        let mut list = BuildingList::new(key.to_owned());
+        let now = chrono::Utc::now();
+        for answer in answers {
+            match answer {
+                Fetched::NotFound => {
+                    if self.v3_state.swap(V3_ABSENT, Ordering::Relaxed) != V3_ABSENT {
+                        tracing::info!(source = %self.settings.name, "no CMX v3 API (404): using v2 from now on");
+                    }
+                    return Ok(None);
+                }
+                Fetched::Empty => {}
+                // A server that ignores the filter sends every client: only the building's are kept.
+                Fetched::Body(body) => {
+                    list.add(cmx_v3::parse(&body, now)?);
+                }
+            }
+        }
+        self.v3_state.store(V3_PRESENT, Ordering::Relaxed);
+        let mut devices = list.finish(&self.settings.name);
+        self.resolve_floors(&mut devices).await;
+        Ok(Some(devices))
+    }
+
+    /// The answers to v3 client queries, a few on their way at once, in the order asked.
+    async fn v3_answers(&self, queries: Vec<String>) -> Result<Vec<Fetched>, SourceError> {
+        let credentials = self.v3_credentials();
+        futures::stream::iter(queries)
+            .map(|path| async move { self.get(Endpoint::CmxV3, &path, credentials).await })
+            .buffered(FLOOR_QUERIES_AT_ONCE)
+            .try_collect()
+            .await
+    }
+
+    /// The building's clients through v2: every client, page by page (`page`, `pageSize`), kept
+    /// when their map hierarchy names the building.
+    async fn list_cmx_v2(&self, key: &str) -> Result<Vec<Device>, SourceError> {
+        let ListPaging {
+            page_size,
+            max_pages,
+        } = self.list_paging;
+        let mut list = BuildingList::new(key.to_owned());
+        // One page past the limit is asked for: it must be empty, or the list is too long.
+        for page in 1..=max_pages + 1 {
+            let path = Self::query(
+                cmx_v2::CLIENTS_PATH,
+                &[
+                    ("page", &page.to_string()),
+                    ("pageSize", &page_size.to_string()),
+                ],
+            );
+            let parsed = match self
+                .get(Endpoint::CmxV2, &path, &self.settings.credentials)
+                .await?
+            {
+                Fetched::NotFound if page == 1 => {
+                    return Err(SourceError::Unsupported(
+                        "no CMX v2 client list (404 Not Found)".to_owned(),
+                    ))
+                }
+                // Past the last page: 204 (some versions `[]`, or 404).
+                Fetched::NotFound | Fetched::Empty => break,
+                Fetched::Body(body) => cmx_v2::parse(&body)?,
+            };
+            let listed = list.add(parsed);
+            // A short page need not be the last (the server may cap `pageSize`): the list ends
+            // with an empty page, or with one that brings nothing new (a server that ignores
+            // paging sends the same clients again).
+            if listed.records == 0 || !listed.anything_new {
+                break;
+            }
+            if page > max_pages {
+                return Err(SourceError::TooManyPages {
+                    pages: max_pages,
+                    page_size,
+                });
+            }
+        }
+        Ok(list.finish(&self.settings.name))
+    }
+
+    /// The building's clients through the MSE list: page by page up to `Locations.totalPages`,
+    /// kept when their map hierarchy names the building.
+    async fn list_mse(&self, key: &str) -> Result<Vec<Device>, SourceError> {
+        let ListPaging {
+            page_size,
+            max_pages,
+        } = self.list_paging;
+        let too_many = SourceError::TooManyPages {
+            pages: max_pages,
+            page_size,
+        };
+        let mut list = BuildingList::new(key.to_owned());
+        for page in 1..=max_pages + 1 {
+            let path = Self::query(
+                mse::LIST_PATH,
+                &[
+                    ("page", &page.to_string()),
+                    ("pageSize", &page_size.to_string()),
+                ],
+            );
+            let answer = match self
+                .get(Endpoint::Mse, &path, &self.settings.credentials)
+                .await?
+            {
+                Fetched::NotFound if page == 1 => {
+                    return Err(SourceError::Unsupported(
+                        "no MSE client list (404 Not Found)".to_owned(),
+                    ))
+                }
+                Fetched::NotFound | Fetched::Empty => break,
+                Fetched::Body(body) => mse::parse_list_page(&body)?,
+            };
+            let total_pages = answer.total_pages;
+            if total_pages.is_some_and(|total| total > max_pages as u64) {
+                return Err(too_many);
+            }
+            let entries = answer.entries;
+            let listed = list.add(answer.parsed);
+            if entries == 0 || !listed.anything_new {
+                break;
+            }
+            if page > max_pages {
+                return Err(too_many);
+            }
+            // `totalPages` says where the list ends; without it, an empty page does.
+            if total_pages.is_some_and(|total| page as u64 >= total) {
+                break;
+            }
+        }
+        Ok(list.finish(&self.settings.name))
+    }
+
     /// The work of [`LocationSource::floor_image`], which counts its failure.
     async fn download_image(&self, image_name: &str) -> Result<Vec<u8>, SourceError> {
         let prefix = match self.settings.kind {
@@ -755,6 +1099,13 @@ impl LocationSource for HttpSource {
                 rejected: parsed.rejected,
             })
         })
+    }
+
+    fn list_building<'a>(
+        &'a self,
+        building: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Device>, SourceError>> {
+        Box::pin(async move { self.counted(self.list(building).await) })
     }
 
     fn floor_image<'a>(
@@ -983,6 +1334,11 @@ mod tests {
             SourceError::Transport("x".into()),
             SourceError::Parse(ParseError::Json("x".into())),
             SourceError::Invalid("x".into()),
+            SourceError::Unsupported("x".into()),
+            SourceError::TooManyPages {
+                pages: 1,
+                page_size: 1,
+            },
         ]
         .map(|err| err.kind());
         let mut unique = kinds.to_vec();

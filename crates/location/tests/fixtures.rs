@@ -534,6 +534,23 @@ fn mse_paged_list_form() {
 }
 
 #[test]
+fn mse_list_page_reads_the_paging_and_the_same_device() {
+    let body = read("mse-clients-list-paged.json");
+    let page = mse::parse_list_page(&body).expect("a list page");
+    assert_eq!(page.total_pages, Some(1));
+    assert_eq!(page.entries, 1);
+    assert_eq!(page.parsed, mse::parse(&body).unwrap());
+    assert_eq!(page.parsed.devices[0].building.as_deref(), Some("Build"));
+    // The single-client form is no list page.
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let single = serde_json::json!({ "WirelessClientLocation": list["Locations"]["entries"][0] });
+    assert!(matches!(
+        mse::parse_list_page(&serde_json::to_vec(&single).unwrap()),
+        Err(ParseError::Shape(_))
+    ));
+}
+
+#[test]
 fn mse_single_lookup_form_gives_the_same_device_as_the_list() {
     let list: Value = serde_json::from_slice(&read("mse-clients-list-paged.json")).unwrap();
     let entry = list["Locations"]["entries"][0].clone();

@@ -539,6 +539,13 @@ fn every_parser(body: &[u8], now: DateTime<Utc>) -> Result<(), TestCaseError> {
     if let Ok(parsed) = mse::parse(body) {
         check_parsed("mse", &parsed)?;
     }
+    if let Ok(page) = mse::parse_list_page(body) {
+        check_parsed("mse list page", &page.parsed)?;
+        prop_assert_eq!(
+            page.entries,
+            page.parsed.devices.len() + page.parsed.rejected.len()
+        );
+    }
     if let Ok(floors) = maps::parse_catalog(body) {
         for floor in &floors {
             prop_assert!(floor.plan.width.is_finite() && floor.plan.width > 0.0);

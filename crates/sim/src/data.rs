@@ -1,6 +1,7 @@
 //! What one simulated server knows (its clients, the campuses) and the wire timestamp format.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -50,15 +51,29 @@ impl World {
     }
 }
 
-/// One device as one server sees it, with its floor resolved.
-pub(crate) struct Client {
-    pub mac: String,
-    pub identity: String,
+/// A position of a device: a floor and a point on it.
+pub(crate) struct Placement {
     pub campus: String,
     pub building: String,
     pub floor: FloorSpec,
     pub x: f64,
     pub y: f64,
+}
+
+impl Placement {
+    pub fn hierarchy(&self) -> String {
+        format!("{}>{}>{}", self.campus, self.building, self.floor.name)
+    }
+}
+
+/// One device as one server sees it, with its floors resolved.
+pub(crate) struct Client {
+    pub mac: String,
+    pub identity: String,
+    /// Its positions in turn (never empty; one for a device that stays put).
+    placements: Vec<Placement>,
+    /// Answers that included the device so far: the index of its next position.
+    answers: AtomicUsize,
     pub ssid: String,
     pub status: String,
     pub ip: Vec<String>,
@@ -70,19 +85,28 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub fn hierarchy(&self) -> String {
-        format!("{}>{}>{}", self.campus, self.building, self.floor.name)
+    /// Where the device is now.
+    pub fn here(&self) -> &Placement {
+        let next = self.answers.load(Ordering::SeqCst);
+        &self.placements[next % self.placements.len()]
+    }
+
+    /// Where the device is for an answer being written: a moving device then goes on to its next
+    /// position, so the next answer that includes it finds it there.
+    pub fn answer(&self) -> &Placement {
+        let next = self.answers.fetch_add(1, Ordering::SeqCst);
+        &self.placements[next % self.placements.len()]
     }
 
     pub fn associated(&self) -> bool {
         self.status == "ASSOCIATED"
     }
 
-    /// A plausible access-point MAC near the device.
-    pub fn ap_mac(&self) -> String {
+    /// A plausible access-point MAC near the device on `at`'s floor.
+    pub fn ap_mac(&self, at: &Placement) -> String {
         format!(
             "00:2b:01:00:{:02x}:{:02x}",
-            self.floor.ref_id() % 256,
+            at.floor.ref_id() % 256,
             self.index % 16 * 16
         )
     }
@@ -112,17 +136,27 @@ impl ServerData {
                 if !d.servers.iter().any(|s| s == server) {
                     continue;
                 }
-                let Some((campus, building, floor)) = floors.get(&d.floor) else {
+                let placements: Vec<Placement> = d
+                    .stops()
+                    .filter_map(|(floor, x, y)| {
+                        let (campus, building, floor) = floors.get(floor)?;
+                        Some(Placement {
+                            campus: campus.name.clone(),
+                            building: building.name.clone(),
+                            floor: (*floor).clone(),
+                            x,
+                            y,
+                        })
+                    })
+                    .collect();
+                if placements.is_empty() {
                     continue; // rejected by validation
-                };
+                }
                 clients.push(Client {
                     mac: d.mac.to_ascii_lowercase(),
                     identity: person.device_identity(d).to_owned(),
-                    campus: campus.name.clone(),
-                    building: building.name.clone(),
-                    floor: (*floor).clone(),
-                    x: d.x,
-                    y: d.y,
+                    placements,
+                    answers: AtomicUsize::new(0),
                     ssid: d.ssid.clone(),
                     status: d.status.clone(),
                     ip: d.ip.clone(),
@@ -183,6 +217,74 @@ mod tests {
     fn stamp_format_has_millis_and_colonless_offset() {
         let t = DateTime::from_timestamp_millis(1_511_425_836_280).expect("in range");
         assert_eq!(stamp(t), "2017-11-23T08:30:36.280+0000");
+    }
+
+    #[test]
+    fn a_moving_device_goes_round_its_stops_one_answer_at_a_time() {
+        let scenario = Scenario::from_toml_str(
+            r#"
+[[servers]]
+name = "a"
+kind = "cmx"
+username = "u"
+password = "p"
+[[campuses]]
+name = "C"
+[[campuses.buildings]]
+name = "B"
+[[campuses.buildings.floors]]
+name = "F"
+floor_ref_id = "1"
+width = 10.0
+length = 5.0
+image = "f.png"
+[[campuses.buildings]]
+name = "D"
+[[campuses.buildings.floors]]
+name = "G"
+floor_ref_id = "2"
+width = 10.0
+length = 5.0
+image = "g.png"
+[[people]]
+username = "walker"
+display_name = "Walker"
+[[people.devices]]
+mac = "00:11:22:33:44:55"
+servers = ["a"]
+floor = "C>B>F"
+x = 1.0
+y = 2.0
+[[people.devices.moves]]
+floor = "C>D>G"
+x = 3.0
+y = 4.0
+"#,
+        )
+        .expect("valid");
+        let world = Arc::new(World::new(&scenario));
+        let data = ServerData::new(&scenario, "a", ServerKind::Cmx, world);
+        let client = &data.clients[0];
+        let seen: Vec<(String, f64)> = (0..3)
+            .map(|_| {
+                let before = client.here().hierarchy();
+                let at = client.answer();
+                assert_eq!(
+                    at.hierarchy(),
+                    before,
+                    "here() is where the next answer places it"
+                );
+                (at.hierarchy(), at.x)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("C>B>F".to_owned(), 1.0),
+                ("C>D>G".to_owned(), 3.0),
+                ("C>B>F".to_owned(), 1.0)
+            ]
+        );
     }
 
     #[test]

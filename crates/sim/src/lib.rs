@@ -43,6 +43,14 @@
 //! | `cmx-v2` | v2 clients, map configuration, floor images; any `/api/location/v3/` path answers 404 |
 //! | `mse` | single client by user (object, or array when the user has several devices), client list (paged), floor images |
 //!
+//! Client lists: v2 `GET /api/location/v2/clients?page=N&pageSize=M` pages (from 1; 204 past the
+//! end; without either parameter, every client); v3 `GET /api/location/v3/clients` never pages but
+//! filters (`floorRefId`, `mapHierarchy` substring, `username`, `macAddress`, `ipAddress`, `ssid`,
+//! `manufacturer`, `associatedOnly`, `probingOnly`; any other parameter is a 400, as on the real
+//! v3 API server); MSE `GET /api/contextaware/v1/location/clients?page=N&pageSize=M` →
+//! `{"Locations": {totalPages, currentPage, pageSize, entries}}`. Faults apply to them as to every
+//! request; [`ServerHandle::set_page_fault`] gives one page of a list a fault of its own.
+//!
 //! Every endpoint needs HTTP Basic auth with the server's username and password (else 401 with
 //! `WWW-Authenticate`). [`ServerHandle::peers`] lists the peer IP of every accepted connection. A query matches a device's `identity` exactly (case-sensitive). CMX answers 204 with
 //! an empty body when nobody matches; MSE answers 404. Unknown paths answer 404.
@@ -89,7 +97,13 @@
 //! last_heard_seconds = 12               # default 0; lastLocatedTime = now - this
 //! confidence = 24.0                     # default 24
 //! manufacturer = "Intel Corporate"      # optional
+//! [[people.devices.moves]]              # optional: later positions; each answer that includes the
+//! floor = "HQ Campus>Building 5>Level 1" # device moves it on to the next, then round again
+//! x = 30.0                              # (floor defaults to the device's own)
+//! y = 12.5
 //! ```
+//! A person may carry `opted_out = true` (default false): whereis is to honour it; the simulator
+//! still serves their devices.
 //! Names must not contain `>`; a floor is referred to by `Campus>Building>Floor`. The same MAC may appear
 //! in several device entries (e.g. one seen by two servers with different `last_heard_seconds`) as long as
 //! no server sees it twice.
@@ -171,8 +185,8 @@ pub mod webex;
 pub use oidc::{OidcDouble, OidcPerson, OidcRequest};
 pub use proxy::{ForwardProxy, ProxiedRequest, ProxyCredentials, ProxyOptions};
 pub use scenario::{
-    BuildingSpec, CampusSpec, DeviceSpec, Fault, FloorSpec, PersonSpec, Scenario, ServerKind,
-    ServerSpec, Unit,
+    BuildingSpec, CampusSpec, DeviceSpec, Fault, FloorSpec, MoveSpec, PersonSpec, Scenario,
+    ServerKind, ServerSpec, Unit,
 };
 pub use server::{RecordedRequest, ServerHandle, Simulator};
 pub use webex::{

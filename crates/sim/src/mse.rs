@@ -17,7 +17,9 @@ const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
 
 /// One `WirelessClientLocation`, like the entries of `crates/location/tests/fixtures/mse-clients-list-paged.json`.
+/// Writing it moves a moving device on (see [`Client::answer`]).
 pub(crate) fn entry(c: &Client, now: &Now) -> Value {
+    let at = c.answer();
     let mut v = json!({
         "macAddress": c.mac,
         "currentlyTracked": true,
@@ -28,12 +30,12 @@ pub(crate) fn entry(c: &Client, now: &Now) -> Value {
         "ssId": c.ssid,
         "userName": c.identity,
         "MapInfo": {
-            "mapHierarchyString": c.hierarchy(),
-            "floorRefId": c.floor.ref_id(),
-            "Dimension": dimension_json(&c.floor),
-            "Image": {"imageName": c.floor.image},
+            "mapHierarchyString": at.hierarchy(),
+            "floorRefId": at.floor.ref_id(),
+            "Dimension": dimension_json(&at.floor),
+            "Image": {"imageName": at.floor.image},
         },
-        "MapCoordinate": {"x": c.x, "y": c.y, "unit": c.floor.unit.as_str()},
+        "MapCoordinate": {"x": at.x, "y": at.y, "unit": at.floor.unit.as_str()},
         "Statistics": {
             "currentServerTime": stamp(now.now()),
             "firstLocatedTime": stamp(now.ago(c.last_heard_seconds.saturating_add(3 * 3600))),

@@ -246,6 +246,10 @@ pub struct PersonSpec {
     pub username: String,
     /// Full name, for directories built from the scenario.
     pub display_name: String,
+    /// Whether the person has opted out of being found (default false). The simulator still
+    /// serves their devices: opting out is for whereis to enforce, and the demo does at start.
+    #[serde(default)]
+    pub opted_out: bool,
     /// The person's devices.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
@@ -301,6 +305,35 @@ pub struct DeviceSpec {
     /// Manufacturer, if known.
     #[serde(default)]
     pub manufacturer: Option<String>,
+    /// Where the device goes next: each answer that includes it gives its current position, then it
+    /// moves on to the next stop, and after the last back to `floor`/`x`/`y` (deterministic, per
+    /// server). Empty (default): it stays put.
+    #[serde(default)]
+    pub moves: Vec<MoveSpec>,
+}
+
+/// One later position of a moving device.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveSpec {
+    /// `Campus>Building>Floor` (default: the device's own `floor`).
+    #[serde(default)]
+    pub floor: Option<String>,
+    /// Position from the floor's left edge, in the floor's unit.
+    pub x: f64,
+    /// Position from the floor's top edge, in the floor's unit.
+    pub y: f64,
+}
+
+impl DeviceSpec {
+    /// Every position the device takes in turn, `(floor, x, y)`: its own first, then its moves.
+    pub fn stops(&self) -> impl Iterator<Item = (&str, f64, f64)> {
+        std::iter::once((self.floor.as_str(), self.x, self.y)).chain(
+            self.moves
+                .iter()
+                .map(|m| (m.floor.as_deref().unwrap_or(&self.floor), m.x, m.y)),
+        )
+    }
 }
 
 impl Scenario {
@@ -318,7 +351,8 @@ impl Scenario {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// The built-in demo scenario (`scenarios/demo.toml`): four servers, two campuses, seven people.
+    /// The built-in demo scenario (`scenarios/demo.toml`): four servers, two campuses, five
+    /// buildings, forty people (a few walking about, one opted out).
     pub fn builtin_demo() -> Scenario {
         match Self::parse(include_str!("../scenarios/demo.toml"), "demo.toml") {
             Ok(scenario) => scenario,
@@ -471,14 +505,19 @@ impl Scenario {
                         ));
                     }
                 }
-                if !floors.contains(&d.floor) {
-                    p.push(format!(
-                        "{at}: unknown floor {:?} (write Campus>Building>Floor of a floor in [[campuses]])",
-                        d.floor
-                    ));
-                }
-                if !(d.x.is_finite() && d.y.is_finite()) {
-                    p.push(format!("{at}: x and y must be finite numbers"));
+                for (si, (floor, x, y)) in d.stops().enumerate() {
+                    let at = match si {
+                        0 => at.clone(),
+                        _ => format!("{at} moves[{}]", si - 1),
+                    };
+                    if !floors.contains(floor) {
+                        p.push(format!(
+                            "{at}: unknown floor {floor:?} (write Campus>Building>Floor of a floor in [[campuses]])"
+                        ));
+                    }
+                    if !(x.is_finite() && y.is_finite()) {
+                        p.push(format!("{at}: x and y must be finite numbers"));
+                    }
                 }
                 if !(d.confidence.is_finite() && d.confidence >= 0.0) {
                     p.push(format!("{at}: confidence must be a number >= 0"));
@@ -588,6 +627,33 @@ y = 2.0
         assert_eq!(s.servers.len(), 4);
         assert!(s.people.iter().any(|p| p.username == "jdoe"));
         assert_eq!(Scenario::builtin_demo(), s);
+    }
+
+    #[test]
+    fn moves_and_opt_out_are_read_and_checked() {
+        let moving = SMALL.replace(
+            "y = 2.0\n",
+            "y = 2.0\n[[people.devices.moves]]\nx = 3.0\ny = 4.0\n[[people.devices.moves]]\nfloor = \"C>B>F\"\nx = 5.0\ny = 6.0\n",
+        );
+        let s = Scenario::from_toml_str(&moving).expect("valid");
+        let stops: Vec<_> = s.people[0].devices[0].stops().collect();
+        assert_eq!(
+            stops,
+            [
+                ("C>B>F", 1.0, 2.0),
+                ("C>B>F", 3.0, 4.0),
+                ("C>B>F", 5.0, 6.0)
+            ]
+        );
+        assert!(!s.people[0].opted_out);
+        let msg =
+            problems(&moving.replace("floor = \"C>B>F\"\nx = 5.0", "floor = \"C>B>G\"\nx = 5.0"));
+        assert!(msg.contains("moves[1]: unknown floor \"C>B>G\""), "{msg}");
+        let opted = SMALL.replace(
+            "display_name = \"Jane\"",
+            "display_name = \"Jane\"\nopted_out = true",
+        );
+        assert!(Scenario::from_toml_str(&opted).expect("valid").people[0].opted_out);
     }
 
     #[test]

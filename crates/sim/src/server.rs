@@ -6,7 +6,7 @@
 //! hyper then writes, it writes raw bytes and closes, or resets the connection. This way a fault set with
 //! [`ServerHandle::set_fault`] hits the next request even on a kept-alive connection.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -225,6 +225,18 @@ impl ServerHandle {
         *lock(&self.shared.fault)
     }
 
+    /// Gives requests for page `page` of a client list (`page=N` in the query, any path) `fault`
+    /// instead of the server's own, from the next request on: e.g. a list whose second page breaks.
+    pub fn set_page_fault(&self, page: u64, fault: Fault) {
+        tracing::debug!(server = %self.shared.name, page, ?fault, "page fault set");
+        lock(&self.shared.page_faults).insert(page, fault);
+    }
+
+    /// Removes every fault set with [`ServerHandle::set_page_fault`].
+    pub fn clear_page_faults(&self) {
+        lock(&self.shared.page_faults).clear();
+    }
+
     /// Every HTTP request received so far, faulted ones included.
     pub fn request_count(&self) -> u64 {
         self.shared.count.load(Ordering::SeqCst)
@@ -267,6 +279,8 @@ struct Shared {
     username: String,
     password: String,
     fault: Mutex<Fault>,
+    /// Faults of requests for one page of a list, by page number.
+    page_faults: Mutex<HashMap<u64, Fault>>,
     count: AtomicU64,
     connections: AtomicU64,
     peers: Mutex<Vec<IpAddr>>,
@@ -283,6 +297,7 @@ impl Shared {
             username: spec.username.clone(),
             password: spec.password.clone(),
             fault: Mutex::new(spec.fault),
+            page_faults: Mutex::new(HashMap::new()),
             count: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             peers: Mutex::new(Vec::new()),
@@ -308,6 +323,24 @@ impl Shared {
         }
         self.count.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+
+    /// The fault for `req`: its page's, if one is set, else the server's.
+    fn fault_for<B>(&self, req: &Request<B>) -> Fault {
+        let page_faults = lock(&self.page_faults);
+        let page = (!page_faults.is_empty())
+            .then(|| req.uri().query())
+            .flatten()
+            .and_then(|query| {
+                query.split('&').find_map(|pair| {
+                    pair.strip_prefix("page=")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                })
+            });
+        match page.and_then(|page| page_faults.get(&page)) {
+            Some(fault) => *fault,
+            None => *lock(&self.fault),
+        }
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -432,7 +465,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
 /// Records the request, applies the current fault, checks credentials and routes.
 async fn handle(shared: &Shared, raw: &Mutex<RawAction>, req: Request<Incoming>) -> Response<Body> {
     shared.record(&req);
-    let fault = *lock(&shared.fault);
+    let fault = shared.fault_for(&req);
     match fault {
         Fault::None => {}
         Fault::Latency(delay) => tokio::time::sleep(delay).await,

@@ -130,3 +130,55 @@ fn builtin_demo_matches_the_brief() {
         .flat_map(|p| &p.devices)
         .any(|d| d.status == "PROBING"));
 }
+
+#[test]
+fn builtin_demo_is_an_office_worth_a_roster() {
+    let s = Scenario::builtin_demo();
+    let buildings: Vec<_> = s.campuses.iter().flat_map(|c| &c.buildings).collect();
+    assert!(buildings.len() >= 3, "{} buildings", buildings.len());
+    let floors = buildings.iter().map(|b| b.floors.len()).sum::<usize>();
+    assert!(floors >= 8, "{floors} floors");
+    assert!(s.people.len() >= 40, "{} people", s.people.len());
+    let opted_out: Vec<&str> = s
+        .people
+        .iter()
+        .filter(|p| p.opted_out)
+        .map(|p| p.username.as_str())
+        .collect();
+    assert_eq!(opted_out.len(), 1, "{opted_out:?}");
+    let walkers = s
+        .people
+        .iter()
+        .filter(|p| p.devices.iter().any(|d| !d.moves.is_empty()))
+        .count();
+    assert!(walkers >= 3, "{walkers} people move");
+    let crossing = s.people.iter().flat_map(|p| &p.devices).any(|d| {
+        let buildings: std::collections::HashSet<&str> = d
+            .stops()
+            .filter_map(|(floor, _, _)| floor.split('>').nth(1))
+            .collect();
+        buildings.len() > 1
+    });
+    assert!(crossing, "someone walks from one building to another");
+    assert!(s.people.iter().filter(|p| p.devices.len() >= 2).count() >= 8);
+    // Full-name search has something to choose between: shared first names, accents.
+    let mut first_names: Vec<&str> = s
+        .people
+        .iter()
+        .filter_map(|p| p.display_name.split(' ').next())
+        .collect();
+    first_names.sort_unstable();
+    let shared = first_names.windows(2).filter(|w| w[0] == w[1]).count();
+    assert!(shared >= 3, "{first_names:?}");
+    assert!(
+        s.people
+            .iter()
+            .filter(|p| !p.display_name.is_ascii())
+            .count()
+            >= 5
+    );
+    let mut names: Vec<&str> = s.people.iter().map(|p| p.display_name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), s.people.len(), "full names are unique");
+}

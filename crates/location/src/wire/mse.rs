@@ -14,6 +14,21 @@ use crate::model::{Api, Device};
 
 /// Path prefix of the single-client query; the username follows as one path segment.
 pub const CLIENT_PATH: &str = "/api/contextaware/v1/location/clients/";
+/// Path of the paged client list (`?page=N&pageSize=M`, pages from 1, at most 1000 per page).
+pub const LIST_PATH: &str = "/api/contextaware/v1/location/clients";
+/// The largest `pageSize` the list accepts.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// One page of the client list: its devices, and how many pages the list has.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ListPage {
+    /// The page's devices and unusable records.
+    pub parsed: Parsed,
+    /// `Locations.totalPages`, when the server gives a usable one.
+    pub total_pages: Option<u64>,
+    /// How many entries the page held, usable or not.
+    pub entries: usize,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -107,6 +122,64 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
     Ok(map_records(records, &["macAddress"], convert))
 }
 
+/// Parses one page of the list form `{"Locations": {"totalPages", "currentPage", "pageSize",
+/// "entries": [...]}}`. An empty body is an empty page; any other shape (the single-client form
+/// included) is a [`ParseError`].
+pub fn parse_list_page(body: &[u8]) -> Result<ListPage, ParseError> {
+    let Some(value) = json_body(body)? else {
+        return Ok(ListPage::default());
+    };
+    let mut locations = match value {
+        Value::Object(mut top) => match top.remove("Locations") {
+            Some(Value::Object(locations)) => locations,
+            Some(other) => {
+                return Err(ParseError::Shape(format!(
+                    "Locations is {}, expected an object",
+                    kind_of(&other)
+                )))
+            }
+            None => {
+                let keys: Vec<&String> = top.keys().take(5).collect();
+                return Err(ParseError::Shape(format!(
+                    "no Locations in the client list (keys: {keys:?})"
+                )));
+            }
+        },
+        other => {
+            return Err(ParseError::Shape(format!(
+                "expected an object with Locations, got {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let total_pages = locations.get("totalPages").and_then(page_count);
+    let records = match locations.remove("entries") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => {
+            return Err(ParseError::Shape(format!(
+                "Locations.entries is {}, expected an array",
+                kind_of(&other)
+            )))
+        }
+    };
+    let entries = records.len();
+    Ok(ListPage {
+        parsed: map_records(records, &["macAddress"], convert),
+        total_pages,
+        entries,
+    })
+}
+
+/// A page count sent as a number or a string of digits.
+fn page_count(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 fn convert(value: Value) -> Result<Device, String> {
     let client: Client = record(value)?;
     let (last_located_time, current_server_time) = client
@@ -170,6 +243,45 @@ mod tests {
         let parsed =
             parse(format!(r#"{{"WirelessClientLocation":[{ONE},{ONE}]}}"#).as_bytes()).unwrap();
         assert_eq!(parsed.devices.len(), 2);
+    }
+
+    #[test]
+    fn list_page_gives_its_devices_and_the_page_count() {
+        let body = format!(
+            r#"{{"Locations":{{"totalPages":"3","currentPage":2,"pageSize":2,"entries":[{ONE},{{"macAddress":"zz"}}]}}}}"#
+        );
+        let page = parse_list_page(body.as_bytes()).unwrap();
+        assert_eq!(page.total_pages, Some(3));
+        assert_eq!(page.entries, 2);
+        assert_eq!(page.parsed.devices.len(), 1);
+        assert_eq!(page.parsed.rejected.len(), 1);
+        assert_eq!(
+            page.parsed.devices[0].building.as_deref(),
+            Some("Building 1")
+        );
+    }
+
+    #[test]
+    fn a_list_page_of_another_shape_is_an_error() {
+        for body in [
+            format!(r#"{{"WirelessClientLocation":{ONE}}}"#),
+            r#"{"Locations":[]}"#.to_owned(),
+            r#"{"Locations":{"entries":{}}}"#.to_owned(),
+            "[]".to_owned(),
+        ] {
+            assert!(
+                matches!(parse_list_page(body.as_bytes()), Err(ParseError::Shape(_))),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            parse_list_page(br#"{"Locations":{"entries":[{"mac"#),
+            Err(ParseError::Json(_))
+        ));
+        assert_eq!(parse_list_page(b"").unwrap(), ListPage::default());
+        let no_count =
+            parse_list_page(br#"{"Locations":{"totalPages":-1,"entries":null}}"#).unwrap();
+        assert_eq!((no_count.total_pages, no_count.entries), (None, 0));
     }
 
     #[test]
