@@ -1,6 +1,7 @@
 //! Name normalisation and matching, shared by every directory kind: what a requester typed is
 //! compared with each person's username, email, aliases and display name, case- and
-//! accent-insensitively, and the best tier of matches wins.
+//! accent-insensitively, and the best tier of matches wins ([`choose`]). What someone is still
+//! typing is matched by prefix and ranked for autocompletion ([`suggestions`]).
 
 use std::cmp::Ordering;
 
@@ -13,6 +14,11 @@ use super::{Entry, Resolution};
 pub const MAX_CANDIDATES: usize = 10;
 /// Most words of a query used for name matching (the rest are ignored).
 const MAX_QUERY_WORDS: usize = 8;
+/// Fewest letters and digits a prefix needs before it is compared with names: one letter would
+/// list a good part of the directory.
+const MIN_NAME_PREFIX_CHARS: usize = 2;
+/// Words of a name considered when matching (the assignment keeps a 64-bit set of used words).
+const MAX_NAME_WORDS: usize = 64;
 
 /// Folds `text` for comparison: NFKD, combining marks dropped, a few Latin letters without a
 /// decomposition replaced (`ø` → `o`, `ß` → `ss`, …), lowercase, whitespace collapsed to one space.
@@ -99,7 +105,7 @@ pub struct Query {
     lower: String,
     /// [`fold`]ed (for aliases).
     folded: String,
-    /// [`words`], at most [`MAX_QUERY_WORDS`] of them.
+    /// [`words`], at most [`MAX_QUERY_WORDS`] of them, longest first.
     words: Vec<String>,
 }
 
@@ -108,6 +114,8 @@ impl Query {
     pub fn new(text: &str) -> Query {
         let mut words = words(text);
         words.truncate(MAX_QUERY_WORDS);
+        // Longer words first: they have fewer places to go, which keeps the matching search short.
+        words.sort_by_key(|w| std::cmp::Reverse(w.len()));
         Query {
             lower: text.trim().to_lowercase(),
             folded: fold(text),
@@ -124,8 +132,10 @@ pub struct Person {
     username: String,
     email: Option<String>,
     aliases: Vec<String>,
-    /// The words of the display name, then of each alias.
+    /// The words of the display name (when it has any), then of each alias.
     names: Vec<Vec<String>>,
+    /// Whether `names[0]` holds the display name's words.
+    display_words: bool,
     /// Folded display name, for sorting.
     sort_key: String,
 }
@@ -134,10 +144,12 @@ impl Person {
     /// Indexes `entry`, also known by `aliases` (nicknames, other spellings of the name).
     pub fn new(entry: Entry, aliases: &[String]) -> Person {
         let mut names = vec![words(&entry.display_name)];
+        let display_words = !names[0].is_empty();
         names.extend(aliases.iter().map(|a| words(a)));
         names.retain(|n| !n.is_empty());
         names.dedup();
         Person {
+            display_words,
             username: entry.username.trim().to_lowercase(),
             email: entry.email.as_deref().map(|e| e.trim().to_lowercase()),
             aliases: aliases
@@ -200,30 +212,20 @@ fn same_words(a: &[String], b: &[String]) -> bool {
     a == b
 }
 
-/// True when each query word starts a different word of `name` (a small bipartite matching).
+/// True when each query word starts a different word of `name` (a small bipartite matching, with
+/// backtracking). Query words sorted longest first keep the search short; no allocation.
 fn prefixes_distinct_words(query: &[String], name: &[String]) -> bool {
-    fn assign(query: &[String], name: &[String], used: &mut Vec<bool>) -> bool {
+    fn assign(query: &[String], name: &[String], used: u64) -> bool {
         let Some((first, rest)) = query.split_first() else {
             return true;
         };
-        for (i, word) in name.iter().enumerate() {
-            if !used[i] && word.starts_with(first.as_str()) {
-                used[i] = true;
-                if assign(rest, name, used) {
-                    return true;
-                }
-                used[i] = false;
-            }
-        }
-        false
+        name.iter().enumerate().any(|(i, word)| {
+            let bit = 1u64 << i;
+            used & bit == 0 && word.starts_with(first.as_str()) && assign(rest, name, used | bit)
+        })
     }
-    if query.len() > name.len() {
-        return false;
-    }
-    // Longer words first: they have fewer places to go, which keeps the search short.
-    let mut sorted: Vec<String> = query.to_vec();
-    sorted.sort_by_key(|w| std::cmp::Reverse(w.len()));
-    assign(&sorted, name, &mut vec![false; name.len()])
+    let name = &name[..name.len().min(MAX_NAME_WORDS)];
+    query.len() <= name.len() && assign(query, name, 0)
 }
 
 /// The answer for `query` among `people`: the best tier of matches; several are sorted by display
@@ -263,6 +265,142 @@ pub fn choose<'a>(query: &Query, people: impl IntoIterator<Item = &'a Person>) -
                 .collect(),
         ),
     }
+}
+
+/// How well a person matches a prefix being typed; lower is better. Unlike [`Rank`], every tier is
+/// answered, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SuggestRank {
+    /// The text is the person's username or email.
+    Exact,
+    /// The display name's first word starts with the text's first word, and every word of the text
+    /// starts a different word of the display name.
+    Leading,
+    /// Every word starts a different word of the display name or of an alias elsewhere, or the text
+    /// starts the username or the email.
+    Other,
+}
+
+/// What someone has typed so far, prepared once for comparison with many people.
+#[derive(Debug, Clone)]
+pub struct Prefix {
+    /// Trimmed and lowercased: compared with the start of usernames and emails, literally.
+    lower: String,
+    /// Whether `lower` is a single token (no whitespace), i.e. may start a username or an email.
+    token: bool,
+    /// The first [`words`] as typed.
+    first_word: String,
+    /// [`words`], at most [`MAX_QUERY_WORDS`] of them, longest first; empty when they hold fewer
+    /// than [`MIN_NAME_PREFIX_CHARS`] letters and digits in all.
+    words: Vec<String>,
+}
+
+impl Prefix {
+    /// Prepares `text`.
+    pub fn new(text: &str) -> Prefix {
+        let lower = text.trim().to_lowercase();
+        let mut words = words(text);
+        words.truncate(MAX_QUERY_WORDS);
+        let first_word = words.first().cloned().unwrap_or_default();
+        if words.iter().map(|w| w.chars().count()).sum::<usize>() < MIN_NAME_PREFIX_CHARS {
+            words.clear();
+        }
+        words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+        Prefix {
+            token: !lower.is_empty() && !lower.contains(char::is_whitespace),
+            lower,
+            first_word,
+            words,
+        }
+    }
+
+    /// Whether the text can be compared with names at all (it has enough letters and digits).
+    pub fn has_name_words(&self) -> bool {
+        !self.words.is_empty()
+    }
+}
+
+impl Person {
+    /// How this person matches the `prefix` being typed, if at all.
+    pub fn suggest_rank(&self, prefix: &Prefix) -> Option<SuggestRank> {
+        if prefix.lower.is_empty() {
+            return None;
+        }
+        if self.username == prefix.lower || self.email.as_deref() == Some(prefix.lower.as_str()) {
+            return Some(SuggestRank::Exact);
+        }
+        if prefix.has_name_words() {
+            if self.display_words
+                && self.names[0][0].starts_with(prefix.first_word.as_str())
+                && prefixes_distinct_words(&prefix.words, &self.names[0])
+            {
+                return Some(SuggestRank::Leading);
+            }
+            if self
+                .names
+                .iter()
+                .any(|name| prefixes_distinct_words(&prefix.words, name))
+            {
+                return Some(SuggestRank::Other);
+            }
+        }
+        let starts_identifier = prefix.token
+            && (self.username.starts_with(prefix.lower.as_str())
+                || self
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(prefix.lower.as_str())));
+        starts_identifier.then_some(SuggestRank::Other)
+    }
+}
+
+/// Suggestion order: tier, then display name (folded, then as written), then username.
+fn suggestion_order(a: &(SuggestRank, &Person), b: &(SuggestRank, &Person)) -> Ordering {
+    a.0.cmp(&b.0)
+        .then_with(|| a.1.sort_key.cmp(&b.1.sort_key))
+        .then_with(|| a.1.entry.display_name.cmp(&b.1.entry.display_name))
+        .then_with(|| a.1.username.cmp(&b.1.username))
+}
+
+/// The best `limit` people of `people` for `prefix`, best first ([`SuggestRank`], ties by display
+/// name). The same username met twice counts once. Keeps only `limit` candidates while it scans,
+/// so a large directory costs no allocation beyond the answer.
+pub fn suggestions<'a>(
+    prefix: &Prefix,
+    people: impl IntoIterator<Item = &'a Person>,
+    limit: usize,
+) -> Vec<Entry> {
+    let mut best: Vec<(SuggestRank, &Person)> = Vec::with_capacity(limit.saturating_add(1));
+    if limit == 0 {
+        return Vec::new();
+    }
+    for person in people {
+        let Some(rank) = person.suggest_rank(prefix) else {
+            continue;
+        };
+        let candidate = (rank, person);
+        if best.len() == limit
+            && best
+                .last()
+                .is_some_and(|worst| suggestion_order(&candidate, worst) != Ordering::Less)
+        {
+            continue;
+        }
+        if let Some(i) = best
+            .iter()
+            .position(|(_, kept)| kept.username == person.username)
+        {
+            if suggestion_order(&candidate, &best[i]) != Ordering::Less {
+                continue;
+            }
+            best.remove(i);
+        }
+        let at =
+            best.partition_point(|kept| suggestion_order(kept, &candidate) != Ordering::Greater);
+        best.insert(at, candidate);
+        best.truncate(limit);
+    }
+    best.into_iter().map(|(_, p)| p.entry.clone()).collect()
 }
 
 #[cfg(test)]
@@ -355,6 +493,63 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn suggested(people: &[Person], text: &str, limit: usize) -> Vec<String> {
+        suggestions(&Prefix::new(text), people.iter(), limit)
+            .into_iter()
+            .map(|e| e.username)
+            .collect()
+    }
+
+    #[test]
+    fn suggest_tiers() {
+        let jane = person("jdoe", "Jane Doe", &["Janie"]);
+        let rank = |text: &str| jane.suggest_rank(&Prefix::new(text));
+        assert_eq!(rank("JDOE"), Some(SuggestRank::Exact));
+        assert_eq!(rank("jdoe@example.com"), Some(SuggestRank::Exact));
+        assert_eq!(rank("ja"), Some(SuggestRank::Leading));
+        assert_eq!(rank("jane d"), Some(SuggestRank::Leading));
+        assert_eq!(rank("j do"), Some(SuggestRank::Leading));
+        assert_eq!(rank("doe"), Some(SuggestRank::Other));
+        assert_eq!(rank("doe j"), Some(SuggestRank::Other));
+        assert_eq!(rank("janie"), Some(SuggestRank::Other), "an alias");
+        assert_eq!(rank("jdo"), Some(SuggestRank::Other), "a username prefix");
+        assert_eq!(rank("jdoe@ex"), Some(SuggestRank::Other), "an email prefix");
+        assert_eq!(rank("jane x"), None);
+        assert_eq!(rank("doe doe"), None, "each word needs a word of its own");
+        assert_eq!(rank("j*"), None, "one letter is not compared with names");
+        assert_eq!(rank("jd*"), None, "punctuation is no wildcard");
+        assert_eq!(rank(""), None);
+    }
+
+    #[test]
+    fn suggestions_are_ranked_capped_and_unique() {
+        let people = [
+            person("zed", "Zed Jan", &[]),
+            person("jroe", "Jane Roe", &[]),
+            person("jan", "Yves Jan", &[]),
+            person("jdoe", "Jane Doe", &[]),
+            person("ajans", "Anna Jansen", &[]),
+            person("janek", "Janek Nowak", &[]),
+            person("jdoe", "Jane Doe (again)", &[]),
+        ];
+        assert_eq!(
+            suggested(&people, "jan", 10),
+            ["jan", "jdoe", "jroe", "janek", "ajans", "zed"]
+        );
+        assert_eq!(suggested(&people, "jan", 3), ["jan", "jdoe", "jroe"]);
+        assert_eq!(suggested(&people, "jan", 0), Vec::<String>::new());
+        let many: Vec<Person> = (0..40)
+            .rev()
+            .map(|i| person(&format!("u{i:02}"), &format!("Sam Person{i:02}"), &[]))
+            .collect();
+        assert_eq!(
+            suggested(&many, "sam", 4),
+            ["u00", "u01", "u02", "u03"],
+            "ties by display name"
+        );
+        assert_eq!(suggested(&many, "person3", 25).len(), 10);
     }
 
     #[test]
