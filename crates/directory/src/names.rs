@@ -330,11 +330,15 @@ impl Person {
             return Some(SuggestRank::Exact);
         }
         if prefix.has_name_words() {
-            if self.display_words
-                && self.names[0][0].starts_with(prefix.first_word.as_str())
-                && prefixes_distinct_words(&prefix.words, &self.names[0])
-            {
-                return Some(SuggestRank::Leading);
+            let display = self.names.first().filter(|_| self.display_words);
+            if let Some(display) = display {
+                if display
+                    .first()
+                    .is_some_and(|w| w.starts_with(prefix.first_word.as_str()))
+                    && prefixes_distinct_words(&prefix.words, display)
+                {
+                    return Some(SuggestRank::Leading);
+                }
             }
             if self
                 .names
@@ -370,10 +374,10 @@ pub fn suggestions<'a>(
     people: impl IntoIterator<Item = &'a Person>,
     limit: usize,
 ) -> Vec<Entry> {
-    let mut best: Vec<(SuggestRank, &Person)> = Vec::with_capacity(limit.saturating_add(1));
     if limit == 0 {
         return Vec::new();
     }
+    let mut best: Vec<(SuggestRank, &Person)> = Vec::with_capacity(limit.min(MAX_CANDIDATES) + 1);
     for person in people {
         let Some(rank) = person.suggest_rank(prefix) else {
             continue;
@@ -540,6 +544,7 @@ mod tests {
         );
         assert_eq!(suggested(&people, "jan", 3), ["jan", "jdoe", "jroe"]);
         assert_eq!(suggested(&people, "jan", 0), Vec::<String>::new());
+        assert_eq!(suggested(&people, "jan", usize::MAX).len(), 6);
         let many: Vec<Person> = (0..40)
             .rev()
             .map(|i| person(&format!("u{i:02}"), &format!("Sam Person{i:02}"), &[]))
