@@ -8,17 +8,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::names::{choose, suggestions, Person, Prefix, Query};
+use super::names::{choose, suggestions, Person, Prefix, Query, SuggestIndex};
 use super::{DirectoryError, Entry, Resolution};
 
 /// Largest directory file read, in bytes.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The people of one CSV, with indexes by username and email.
+/// The people of one CSV, with indexes by username and email and their suggestion keys.
 #[derive(Debug, Default)]
 struct Index {
     people: Vec<Person>,
     by_email: HashMap<String, usize>,
+    suggest: SuggestIndex,
 }
 
 /// A file directory; [`reload`](FileDirectory::reload) swaps its content atomically.
@@ -76,11 +77,11 @@ impl FileDirectory {
         choose(&Query::new(query), index.people.iter())
     }
 
-    /// See [`Directory::suggest`](super::Directory::suggest): a scan of the people with their
-    /// folded names and identifiers computed at load, keeping only the best `limit` as it goes.
+    /// See [`Directory::suggest`](super::Directory::suggest): one pass over the folded names and
+    /// identifiers laid out together when the file was read, keeping only the best `limit`.
     pub fn suggest(&self, query: &str, limit: usize) -> Vec<Entry> {
         let index = self.current();
-        suggestions(&Prefix::new(query), index.people.iter(), limit)
+        suggestions(&Prefix::new(query), &index.people, &index.suggest, limit)
     }
 
     /// See [`Directory::by_email`](super::Directory::by_email).
@@ -337,6 +338,7 @@ impl Builder {
 
     fn finish(self) -> Index {
         Index {
+            suggest: SuggestIndex::new(&self.people),
             people: self.people,
             by_email: self.by_email,
         }

@@ -25,7 +25,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio::task::JoinHandle;
 
-use super::names::{choose, raw_and_folded_words, suggestions, Person, Prefix, Query};
+use super::names::{choose, raw_and_folded_words, suggest_among, Person, Prefix, Query};
 use super::{DirectoryError, Entry, LdapConfig, Resolution};
 
 /// Most entries one search asks the server for.
@@ -105,7 +105,7 @@ impl LdapDirectory {
             let entries = session.search(&filter, size_limit).await?;
             session.close().await;
             let people = self.people(entries, None);
-            Ok(suggestions(&prefix, people.iter(), limit))
+            Ok(suggest_among(&prefix, &people, limit))
         })
         .await
     }

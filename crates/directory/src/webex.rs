@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use whereis_webex::{Person as WebexPerson, WebexClient, WebexError};
 
-use super::names::{choose, raw_and_folded_words, suggestions, Person, Prefix, Query};
+use super::names::{choose, raw_and_folded_words, suggest_among, Person, Prefix, Query};
 use super::{DirectoryError, Entry, Resolution};
 
 /// People asked for per People API call.
@@ -70,7 +70,7 @@ impl WebexDirectory {
         let mut people = Vec::new();
         self.search(query, max, &mut HashSet::new(), &mut people)
             .await?;
-        Ok(suggestions(&prefix, people.iter(), limit))
+        Ok(suggest_among(&prefix, &people, limit))
     }
 
     /// See [`Directory::by_email`](super::Directory::by_email).

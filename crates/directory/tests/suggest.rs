@@ -32,6 +32,17 @@ async fn file_directory() -> (tempfile::TempDir, Directory) {
     (dir, directory)
 }
 
+#[tokio::test]
+async fn file_suggestions_follow_a_reload() {
+    let (dir, d) = file_directory().await;
+    assert_eq!(usernames(&d, "kim", 10).await, Vec::<String>::new());
+    let more = format!("{PEOPLE}kpark,Kim Park,kim.park@example.com,\n");
+    std::fs::write(dir.path().join("people.csv"), more).expect("the CSV is rewritten");
+    assert_eq!(d.reload().await.unwrap(), Some(11));
+    assert_eq!(usernames(&d, "kim", 10).await, ["kpark"]);
+    assert_eq!(usernames(&d, "park k", 10).await, ["kpark"]);
+}
+
 async fn usernames(directory: &Directory, query: &str, limit: usize) -> Vec<String> {
     directory
         .suggest(query, limit)
