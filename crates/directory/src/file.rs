@@ -8,17 +8,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::names::{choose, Person, Query};
+use super::names::{choose, suggestions, Person, Prefix, Query, SuggestIndex};
 use super::{DirectoryError, Entry, Resolution};
 
 /// Largest directory file read, in bytes.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The people of one CSV, with indexes by username and email.
+/// The people of one CSV, with indexes by username and email and their suggestion keys.
 #[derive(Debug, Default)]
 struct Index {
     people: Vec<Person>,
     by_email: HashMap<String, usize>,
+    suggest: SuggestIndex,
 }
 
 /// A file directory; [`reload`](FileDirectory::reload) swaps its content atomically.
@@ -74,6 +75,13 @@ impl FileDirectory {
     pub fn resolve(&self, query: &str) -> Resolution {
         let index = self.current();
         choose(&Query::new(query), index.people.iter())
+    }
+
+    /// See [`Directory::suggest`](super::Directory::suggest): one pass over the folded names and
+    /// identifiers laid out together when the file was read, keeping only the best `limit`.
+    pub fn suggest(&self, query: &str, limit: usize) -> Vec<Entry> {
+        let index = self.current();
+        suggestions(&Prefix::new(query), &index.people, &index.suggest, limit)
     }
 
     /// See [`Directory::by_email`](super::Directory::by_email).
@@ -330,6 +338,7 @@ impl Builder {
 
     fn finish(self) -> Index {
         Index {
+            suggest: SuggestIndex::new(&self.people),
             people: self.people,
             by_email: self.by_email,
         }
@@ -339,6 +348,71 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory of `count` generated people: every combination of a few first and last names
+    /// (some accented), numbered so that each is unique.
+    fn generated(count: usize) -> FileDirectory {
+        const FIRST: [&str; 10] = [
+            "Jane", "Janek", "José", "Hélène", "Anna", "Bo", "Zoë", "Sam", "Lee", "Carla",
+        ];
+        const LAST: [&str; 10] = [
+            "Doe",
+            "Nowak",
+            "García",
+            "Lefèvre",
+            "Jansen",
+            "Wong",
+            "Ångström",
+            "Smith",
+            "Case",
+            "Roe",
+        ];
+        let people = (0..count).map(|i| {
+            let first = FIRST[i % FIRST.len()];
+            let last = LAST[(i / FIRST.len()) % LAST.len()];
+            let username = format!("u{i:05}");
+            let entry = Entry {
+                display_name: format!("{first} {last} {i:05}"),
+                email: Some(format!("{username}@example.com")),
+                username,
+            };
+            (entry, Vec::new())
+        });
+        FileDirectory::from_entries(people).expect("generated people are valid")
+    }
+
+    #[test]
+    fn suggests_among_fifty_thousand_people() {
+        let directory = generated(50_000);
+        let names = |text: &str, limit: usize| -> Vec<String> {
+            directory
+                .suggest(text, limit)
+                .into_iter()
+                .map(|e| e.display_name)
+                .collect()
+        };
+        // 5,000 Janes and 5,000 Janeks: the first ten by folded display name.
+        assert_eq!(
+            names("jan", 10),
+            (0..10)
+                .map(|k| format!("Jane Ångström {:05}", k * 100 + 60))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            names("garcia jose", 3),
+            [
+                "José García 00022",
+                "José García 00122",
+                "José García 00222",
+            ]
+        );
+        assert_eq!(names("u12345", 5), ["Bo Jansen 12345"]);
+        assert_eq!(names("u1234", 25).len(), 10);
+        assert_eq!(names("ångström 49966", 25), ["Zoë Ångström 49966"]);
+        assert_eq!(names("nobody", 25), Vec::<String>::new());
+        assert_eq!(names("example", 25).len(), 0);
+        assert_eq!(directory.suggest("sam", 25).len(), 25);
+    }
 
     #[test]
     fn parses_quotes_comments_bom_and_optional_aliases() {

@@ -9,6 +9,10 @@
 //! candidates are ranked here with the same matcher as every other kind. When that finds nobody, a
 //! second, looser search asks for fragments of each word, so that `jose garcia` still finds
 //! `José García` on a server that neither folds accents nor has approximate matching.
+//!
+//! Suggestions (autocompletion) are one search with prefix filters and a size limit of the number
+//! wanted; the server's own matching rules decide about accents there (most fold case, not
+//! accents), though words typed with accents are also asked without them.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -21,7 +25,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio::task::JoinHandle;
 
-use super::names::{choose, raw_and_folded_words, Person, Query};
+use super::names::{choose, raw_and_folded_words, suggest_among, Person, Prefix, Query};
 use super::{DirectoryError, Entry, LdapConfig, Resolution};
 
 /// Most entries one search asks the server for.
@@ -70,12 +74,12 @@ impl LdapDirectory {
         let prepared = Query::new(query);
         self.bounded(async {
             let mut session = self.connect().await?;
-            let entries = session.search(&filter).await?;
+            let entries = session.search(&filter, SIZE_LIMIT).await?;
             let mut people = self.people(entries, None);
             let mut answer = choose(&prepared, people.iter());
             if answer == Resolution::NoMatch {
                 if let Some(filter) = fragments_filter(query) {
-                    let more = session.search(&filter).await?;
+                    let more = session.search(&filter, SIZE_LIMIT).await?;
                     people.extend(self.people(more, None));
                     answer = choose(&prepared, people.iter());
                 }
@@ -86,12 +90,32 @@ impl LdapDirectory {
         .await
     }
 
+    /// See [`Directory::suggest`](super::Directory::suggest): one search ([`Self::suggest_filter`])
+    /// with a size limit of `limit` (a server that stops there answers what it has), ranked here.
+    pub async fn suggest(&self, query: &str, limit: usize) -> Result<Vec<Entry>, DirectoryError> {
+        let prefix = Prefix::new(query);
+        let Some(filter) = self.suggest_filter(query, &prefix) else {
+            return Ok(Vec::new());
+        };
+        let size_limit = i32::try_from(limit)
+            .unwrap_or(SIZE_LIMIT)
+            .clamp(1, SIZE_LIMIT);
+        self.bounded(async {
+            let mut session = self.connect().await?;
+            let entries = session.search(&filter, size_limit).await?;
+            session.close().await;
+            let people = self.people(entries, None);
+            Ok(suggest_among(&prefix, &people, limit))
+        })
+        .await
+    }
+
     /// See [`Directory::by_email`](super::Directory::by_email).
     pub async fn by_email(&self, email: &str) -> Result<Option<Entry>, DirectoryError> {
         let filter = format!("(&(objectClass=person)(mail={}))", ldap_escape(email));
         self.bounded(async {
             let mut session = self.connect().await?;
-            let entries = session.search(&filter).await?;
+            let entries = session.search(&filter, SIZE_LIMIT).await?;
             session.close().await;
             // The server matched `mail` (case-insensitively); the entry answers with that address.
             Ok(self
@@ -197,6 +221,47 @@ impl LdapDirectory {
         (!any.is_empty()).then(|| format!("(&(objectClass=person)(|{any}))"))
     }
 
+    /// The filter of a suggestion search: the text as the start of the username or the email (when
+    /// it is one token), or each of its words as the start of a name attribute, as typed and folded
+    /// (several words: all of them). `None` when there is nothing worth asking.
+    fn suggest_filter(&self, query: &str, prefix: &Prefix) -> Option<String> {
+        let query = query.trim();
+        let mut any = String::new();
+        if !query.is_empty() && !query.contains(char::is_whitespace) {
+            let q = ldap_escape(query);
+            any.push_str(&format!(
+                "({}={q}*)(mail={q}*)",
+                self.config.username_attribute
+            ));
+        }
+        let words = if prefix.has_name_words() {
+            raw_and_folded_words(query)
+        } else {
+            Vec::new()
+        };
+        let mut each = String::new();
+        for (raw, folded) in &words {
+            each.push_str("(|");
+            let mut variants = vec![raw.as_str()];
+            if folded != raw {
+                variants.push(folded.as_str());
+            }
+            for variant in variants {
+                let v = ldap_escape(variant);
+                for attribute in NAME_ATTRIBUTES {
+                    each.push_str(&format!("({attribute}={v}*)"));
+                }
+            }
+            each.push(')');
+        }
+        match words.len() {
+            0 => {}
+            1 => any.push_str(&each),
+            _ => any.push_str(&format!("(&{each})")),
+        }
+        (!any.is_empty()).then(|| format!("(&(objectClass=person)(|{any}))"))
+    }
+
     /// Turns search results into people; entries without a username are skipped, duplicates
     /// (by username) dropped. A person's email is their first `mail`, or `email` when they have it.
     fn people(&self, entries: Vec<SearchEntry>, email: Option<&str>) -> Vec<Person> {
@@ -294,8 +359,12 @@ struct Session {
 }
 
 impl Session {
-    /// Searches `base_dn` (subtree) with `filter`; entries past the size limit are left out.
-    async fn search(&mut self, filter: &str) -> Result<Vec<SearchEntry>, DirectoryError> {
+    /// Searches `base_dn` (subtree) with `filter`; entries past `size_limit` are left out.
+    async fn search(
+        &mut self,
+        filter: &str,
+        size_limit: i32,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let attributes = [
             self.config.username_attribute.as_str(),
             "displayName",
@@ -310,7 +379,7 @@ impl Session {
             .with_timeout(self.config.timeout)
             .with_search_options(
                 ldap3::SearchOptions::new()
-                    .sizelimit(SIZE_LIMIT)
+                    .sizelimit(size_limit)
                     .timelimit(seconds),
             )
             .search(&self.config.base_dn, Scope::Subtree, filter, attributes)
@@ -332,7 +401,7 @@ impl Session {
         }
         if status.rc == 4 {
             tracing::debug!(
-                "LDAP search hit the size limit ({SIZE_LIMIT}); ranking the first entries"
+                "LDAP search hit the size limit ({size_limit}); ranking the first entries"
             );
         }
         Ok(entries
@@ -464,6 +533,63 @@ mod tests {
         let f = d.first_filter(r"a\b").unwrap();
         assert_eq!(d.first_filter("* )("), None);
         assert!(f.contains(r"(uid=a\5cb)"), "{f}");
+    }
+
+    #[test]
+    fn suggest_filter_asks_escaped_prefixes() {
+        let d = directory();
+        let f = |q: &str| d.suggest_filter(q, &Prefix::new(q));
+        let names = |w: &str| format!("(|(cn={w}*)(displayName={w}*)(givenName={w}*)(sn={w}*))");
+        assert_eq!(
+            f("jan").unwrap(),
+            format!(
+                "(&(objectClass=person)(|(uid=jan*)(mail=jan*){}))",
+                names("jan")
+            )
+        );
+        assert_eq!(
+            f(" doe  j ").unwrap(),
+            format!(
+                "(&(objectClass=person)(|(&{}{})))",
+                names("doe"),
+                names("j")
+            )
+        );
+        assert_eq!(
+            f("jane.d").unwrap(),
+            format!(
+                "(&(objectClass=person)(|(uid=jane.d*)(mail=jane.d*)(&{}{})))",
+                names("jane"),
+                names("d")
+            )
+        );
+        let accented = f("José").unwrap();
+        assert!(
+            accented.contains("(sn=josé*)") && accented.contains("(sn=jose*)"),
+            "{accented}"
+        );
+        assert_eq!(
+            f("*)(uid=*").unwrap(),
+            format!(
+                r"(&(objectClass=person)(|(uid=\2a\29\28uid=\2a*)(mail=\2a\29\28uid=\2a*){}))",
+                names("uid")
+            )
+        );
+        assert_eq!(
+            f(r"a\b").unwrap(),
+            format!(
+                r"(&(objectClass=person)(|(uid=a\5cb*)(mail=a\5cb*)(&{}{})))",
+                names("a"),
+                names("b")
+            )
+        );
+        assert_eq!(
+            f("j*").unwrap(),
+            r"(&(objectClass=person)(|(uid=j\2a*)(mail=j\2a*)))",
+            "one letter is not asked of names"
+        );
+        assert_eq!(f("* )("), None);
+        assert_eq!(f("j )"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`ldap`]) and `webex` (the People API, [`webex`]). Every kind answers through the same matcher
 //! ([`names`]): case- and accent-insensitive, query words matching the start of name words in any
 //! order; the best tier wins (username/email/alias, then the exact full name, then word prefixes).
+//! [`Directory::suggest`] completes what someone is still typing (a search box's autocompletion).
 
 pub mod file;
 pub mod ldap;
@@ -24,6 +25,11 @@ use whereis_webex::WebexClient;
 const PROBE_EMAIL: &str = "whereis-probe@example.invalid";
 /// Longest query accepted, in bytes.
 const MAX_QUERY_BYTES: usize = 256;
+/// Most entries [`Directory::suggest`] answers (a larger `limit` is lowered to it).
+pub const MAX_SUGGESTIONS: usize = 25;
+/// Fewest characters [`Directory::suggest`] completes; shorter text answers nothing, so that nobody
+/// lists the directory one letter at a time.
+pub const MIN_SUGGEST_CHARS: usize = 2;
 /// LDAP operation timeout when `timeout_ms` is not set.
 const DEFAULT_LDAP_TIMEOUT_MS: u64 = 5000;
 /// Longest `timeout_ms` accepted.
@@ -381,6 +387,28 @@ impl Directory {
             Backend::File(d) => Ok(d.resolve(query)),
             Backend::Ldap(d) => d.resolve(query).await,
             Backend::Webex(d) => d.resolve(query).await,
+        }
+    }
+
+    /// At most `limit` (1 to [`MAX_SUGGESTIONS`]) people for what someone is still typing, best
+    /// first: each word of `query` starts a different word of the name, in any order (`jan`,
+    /// `doe j`), or `query` starts the username or the email (`jdo`, `jane.d`); case- and
+    /// accent-insensitive ([`names::fold`]). Order: the username or email exactly, then display names
+    /// whose first word starts with the query's first word, then the others; ties by display name.
+    /// Fewer than [`MIN_SUGGEST_CHARS`] characters (trimmed) answer nothing; an overlong query is
+    /// [`DirectoryError::Invalid`], as for [`resolve`](Directory::resolve). LDAP asks the server
+    /// once with prefix filters (accents as the server's matching rules treat them), Webex asks the
+    /// People API by display-name prefix (see [`webex::WebexDirectory::suggest`]).
+    pub async fn suggest(&self, query: &str, limit: usize) -> Result<Vec<Entry>, DirectoryError> {
+        if query.trim().chars().count() < MIN_SUGGEST_CHARS {
+            return Ok(Vec::new());
+        }
+        let query = check_query(query)?;
+        let limit = limit.clamp(1, MAX_SUGGESTIONS);
+        match &self.backend {
+            Backend::File(d) => Ok(d.suggest(query, limit)),
+            Backend::Ldap(d) => d.suggest(query, limit).await,
+            Backend::Webex(d) => d.suggest(query, limit).await,
         }
     }
 

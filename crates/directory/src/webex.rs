@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use whereis_webex::{Person as WebexPerson, WebexClient, WebexError};
 
-use super::names::{choose, raw_and_folded_words, Person, Query};
+use super::names::{choose, raw_and_folded_words, suggest_among, Person, Prefix, Query};
 use super::{DirectoryError, Entry, Resolution};
 
 /// People asked for per People API call.
@@ -39,15 +39,38 @@ impl WebexDirectory {
         let prepared = Query::new(query);
         let mut seen = HashSet::new();
         let mut people = Vec::new();
-        self.search(query, &mut seen, &mut people).await?;
+        self.search(query, PAGE, &mut seen, &mut people).await?;
         let answer = choose(&prepared, people.iter());
         if answer != Resolution::NoMatch {
             return Ok(answer);
         }
         for term in fallback_terms(query) {
-            self.search(&term, &mut seen, &mut people).await?;
+            self.search(&term, PAGE, &mut seen, &mut people).await?;
         }
         Ok(choose(&prepared, people.iter()))
+    }
+
+    /// See [`Directory::suggest`](super::Directory::suggest): one People API call,
+    /// `GET /people?displayName=<query>&max=<limit>`, which Webex answers by display-name prefix
+    /// (the words in the order of the name), ranked here. The API has no email prefix search: text
+    /// with an `@` is looked up as a whole email address (`GET /people?email=`), and finds someone
+    /// only once the address is complete. Usernames (the emails' local parts) are not searched.
+    pub async fn suggest(&self, query: &str, limit: usize) -> Result<Vec<Entry>, DirectoryError> {
+        let prefix = Prefix::new(query);
+        if query.contains('@') {
+            if !looks_like_complete_email(query) {
+                return Ok(Vec::new());
+            }
+            return Ok(self.by_email(query).await?.into_iter().collect());
+        }
+        if !prefix.has_name_words() {
+            return Ok(Vec::new());
+        }
+        let max = u32::try_from(limit).unwrap_or(PAGE).min(PAGE);
+        let mut people = Vec::new();
+        self.search(query, max, &mut HashSet::new(), &mut people)
+            .await?;
+        Ok(suggest_among(&prefix, &people, limit))
     }
 
     /// See [`Directory::by_email`](super::Directory::by_email).
@@ -60,15 +83,17 @@ impl WebexDirectory {
         Ok(person.and_then(|p| entry(&p, Some(email))))
     }
 
+    /// Adds the people whose display name starts with `term` (at most `max`, each once).
     async fn search(
         &self,
         term: &str,
+        max: u32,
         seen: &mut HashSet<String>,
         people: &mut Vec<Person>,
     ) -> Result<(), DirectoryError> {
         let found = self
             .client
-            .people_by_display_name(term, PAGE)
+            .people_by_display_name(term, max)
             .await
             .map_err(unavailable)?;
         for person in found {
@@ -86,6 +111,23 @@ impl WebexDirectory {
         }
         Ok(())
     }
+}
+
+/// Whether `text` has the shape of a whole address (`local@host.domain`): anything less is still
+/// being typed, and would only earn a refusal from the API.
+fn looks_like_complete_email(text: &str) -> bool {
+    let text = text.trim();
+    if text.contains(char::is_whitespace) {
+        return false;
+    }
+    text.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain
+                .split_once('.')
+                .is_some_and(|(host, rest)| !host.is_empty() && !rest.is_empty())
+            && !domain.ends_with('.')
+    })
 }
 
 /// What to ask Webex when the whole query matched nobody: each word as typed and folded (longest
@@ -182,6 +224,22 @@ mod tests {
         assert_eq!(fallback_terms("José"), ["josé", "jose", "jo"]);
         assert_eq!(fallback_terms("garcia"), ["gar"]);
         assert_eq!(fallback_terms("a b c d e f"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn complete_emails() {
+        assert!(looks_like_complete_email("jane.doe@example.com"));
+        assert!(looks_like_complete_email(" j@x.io "));
+        for partial in [
+            "jane@",
+            "jane@example",
+            "jane@example.",
+            "@x.com",
+            "a@b@c.d",
+            "a b@c.d",
+        ] {
+            assert!(!looks_like_complete_email(partial), "{partial}");
+        }
     }
 
     #[test]

@@ -823,6 +823,89 @@ async fn ldap_filter_injection_finds_nothing() {
     assert_eq!(d.by_email("*)(uid=*@x").await.unwrap(), None);
 }
 
+async fn suggested(directory: &Directory, query: &str, limit: usize) -> Vec<String> {
+    directory
+        .suggest(query, limit)
+        .await
+        .unwrap_or_else(|err| panic!("{query:?}: {err}"))
+        .into_iter()
+        .map(|e| e.username)
+        .collect()
+}
+
+#[tokio::test]
+async fn ldap_suggests_name_username_and_email_prefixes() {
+    let Some(server) = Slapd::start(false).await else {
+        return;
+    };
+    let d = ldap_directory(server.config()).await;
+    assert_eq!(
+        d.suggest("ja", 10).await.unwrap(),
+        [jdoe(), jroe()],
+        "Jane Doe (also cn Janie), Jane Roe"
+    );
+    for (query, want) in [
+        ("jane d", &["jdoe"][..]),
+        ("doe j", &["jdoe"]),
+        ("DOE, JA", &["jdoe"]),
+        ("jani", &["jdoe"]),
+        ("jdo", &["jdoe"]),
+        ("JROE", &["jroe"]),
+        ("jane.r", &["jroe"]),
+        ("jane.roe@EXAMPLE.com", &["jroe"]),
+        ("hlf@", &["hlefevre"]),
+        ("josé", &["jgarcia"]),
+        ("GARCÍA", &["jgarcia"]),
+        ("lefè", &["hlefevre"]),
+        ("ÅNG", &["zangstrom"]),
+        ("zoë å", &["zangstrom"]),
+        ("anna smi", &["asmith"]),
+        ("bo", &["bwong"]),
+        ("j", &[]),
+        ("jane x", &[]),
+        ("nobody", &[]),
+    ] {
+        assert_eq!(suggested(&d, query, 10).await, want, "{query:?}");
+    }
+    // The size limit is the number wanted; a server stopping there is a normal, partial answer.
+    let one = suggested(&d, "ja", 1).await;
+    assert!(one == ["jdoe"] || one == ["jroe"], "{one:?}");
+    assert_eq!(suggested(&d, "ja", 0).await.len(), 1);
+    match d.suggest(&"j".repeat(300), 10).await {
+        Err(DirectoryError::Invalid(message)) => assert!(message.contains("longer"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ldap_suggest_treats_filter_characters_literally() {
+    let Some(server) = Slapd::start(false).await else {
+        return;
+    };
+    let d = ldap_directory(server.config()).await;
+    for query in [
+        "**",
+        "*)(uid=*",
+        "*)(objectClass=*",
+        "jdoe)(|(uid=*",
+        "j*",
+        "jdoe*",
+        "*e",
+        "*)(|(mail=*",
+        "*@*",
+        r"\2a",
+        r"j\",
+        "()",
+        ")(",
+    ] {
+        assert_eq!(
+            suggested(&d, query, 25).await,
+            Vec::<String>::new(),
+            "{query:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ldap_wrong_password_or_base_is_unavailable_without_the_password() {
     let Some(server) = Slapd::start(false).await else {
