@@ -4,7 +4,8 @@
 //! - [`config`]: the TOML configuration, validated with file/line/key errors; secrets from env/files.
 //! - [`lookup`]: one lookup for every channel ([`lookup::Finder`]); [`report`]: its JSON/text answer.
 //! - [`privacy`]: opt-outs, the rate limit and the audit log, enforced the same way on every channel.
-//! - [`server`]: the HTTP routes of `serve` and `demo` (API, webhooks, health, metrics).
+//! - [`server`]: the HTTP routes of `serve` and `demo` (API, webhooks, health, metrics);
+//!   [`web`]: the web pages on top of them.
 //! - [`chat`]: the Webex bot: webhook and websocket intake, commands, replies with maps.
 //! - [`service`]: `serve` as a long-running service: wiring, background tasks, graceful stop;
 //!   [`health`]: readiness; [`metrics`]: the Prometheus exporter; [`shutdown`]: signals.
@@ -26,6 +27,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod signin;
+pub mod web;
 
 pub use whereis_directory as directory;
 pub use whereis_store as store;

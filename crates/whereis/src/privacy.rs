@@ -29,6 +29,10 @@ pub enum Channel {
     Cli,
     /// The HTTP API.
     Api,
+    /// The web pages.
+    Web,
+    /// The web pages' building roster.
+    WebRoster,
 }
 
 impl Channel {
@@ -38,6 +42,8 @@ impl Channel {
             Channel::Chat => "chat",
             Channel::Cli => "cli",
             Channel::Api => "api",
+            Channel::Web => "web",
+            Channel::WebRoster => "web-roster",
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::report::{DeviceReport, MapInfo, Outcome};
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    finder: Arc<Finder>,
+    pub(crate) finder: Arc<Finder>,
     bot: Option<Arc<Bot>>,
     /// Map id → the device to draw: ids are handed out by `locate`, drawn on request.
     map_requests: moka::sync::Cache<String, Arc<Device>>,
@@ -39,7 +39,7 @@ pub struct AppState {
     /// What `/readyz` reports.
     health: Arc<Health>,
     /// Who asks through the API.
-    auth: Auth,
+    pub(crate) auth: Auth,
 }
 
 /// How long a map URL from `locate` stays valid.
@@ -125,6 +125,7 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
         .route_layer(middleware::from_fn_with_state(state.clone(), identify));
     let router = Router::new()
         .merge(api)
+        .merge(crate::web::routes(&state))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -138,11 +139,12 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
         ))
         .with_state(state)
         .merge(signin);
-    if metrics {
+    let router = if metrics {
         router.merge(metrics_router(store_gauges))
     } else {
         router
-    }
+    };
+    router.layer(middleware::from_fn(crate::web::security_headers))
 }
 
 /// `/metrics` alone, for `[server] metrics_listen` (or merged into the main routes).
@@ -217,7 +219,7 @@ struct LocateParams {
 }
 
 /// An error answer: `{"error": "..."}` with a status.
-fn error(status: StatusCode, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
@@ -277,7 +279,7 @@ async fn locate(
 
 /// Hands out the URL of a device's map: the floor image is fetched (once, cached) to know the map's
 /// size and marker; drawing waits until the URL is asked for.
-async fn map_link(
+pub(crate) async fn map_link(
     state: &AppState,
     entry: &DeviceReport,
 ) -> Result<MapInfo, whereis_floormap::MapError> {
@@ -386,7 +388,11 @@ async fn webex_webhook(State(state): State<AppState>, headers: HeaderMap, body: 
 
 /// Finds the request's requester (see [`Auth`]) for the handlers, or answers 401 (503 when tokens
 /// cannot be checked).
-async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn identify(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()

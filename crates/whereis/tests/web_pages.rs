@@ -1,0 +1,476 @@
+//! The web pages of `serve` (`/`, `/?q=`, `/me`, `/api/v1/people`), over HTTP against the real
+//! server on a loopback port and the simulated office, read with an HTML parser as a browser would.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::Office;
+use scraper::{Html, Selector};
+use tokio::net::TcpListener;
+use whereis::config::Config;
+use whereis::lookup::Finder;
+use whereis::server;
+use whereis::store::AuditFilter;
+
+/// The header an authenticating proxy on loopback names the requester in (`common::WEB_TEST_PROXY`).
+const REQUESTER: &str = "X-Whereis-Requester";
+const JANE: &str = "jane.doe@example.com";
+const BO: &str = "bo.wong@example.com";
+
+/// A running server, its finder (to read the audit log) and a client.
+struct Web {
+    base: String,
+    finder: Arc<Finder>,
+    client: reqwest::Client,
+    office: Office,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Web {
+    /// The office with its directory, requesters named by the proxy header, and `extra` TOML.
+    async fn start(extra: &str) -> Web {
+        let office = Office::start().await;
+        let mut people = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/people.csv"
+        ))
+        .expect("people fixture");
+        // More namesakes than a suggestion list may hold.
+        for n in 1..=14 {
+            people.push_str(&format!("sam{n},Sam Namesake{n},sam{n}@example.com,\n"));
+        }
+        std::fs::write(office.dir.path().join("people.csv"), people).expect("write directory");
+        let path = office.config(
+            "web.toml",
+            &format!(
+                "{}\n{}\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n{extra}",
+                common::VARIANTS_AND_TIMEOUTS,
+                common::WEB_TEST_PROXY
+            ),
+            &office.all_sources(),
+        );
+        let config = Config::load(&path).expect("config loads");
+        let finder = Arc::new(Finder::from_config(&config).await.expect("finder starts"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::serve(
+            listener,
+            server::router(Arc::clone(&finder), None),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Web {
+            base,
+            finder,
+            client: reqwest::Client::new(),
+            office: office,
+            _stop: stop,
+        }
+    }
+
+    /// `GET path` as `requester`: status, headers, body.
+    async fn get(&self, path: &str, requester: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(REQUESTER, requester)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.expect("body"))
+    }
+
+    /// `GET path` as `requester`, parsed.
+    async fn page(&self, path: &str, requester: &str) -> (u16, Html) {
+        let (status, headers, body) = self.get(path, requester).await;
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        (status, Html::parse_document(&body))
+    }
+
+    /// `POST path` with a form body as `requester`: status and the page it ends on.
+    async fn post(&self, path: &str, requester: &str, form: &[(&str, &str)]) -> (u16, Html) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(REQUESTER, requester)
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (
+            status,
+            Html::parse_document(&response.text().await.expect("body")),
+        )
+    }
+
+    /// Whether `/me` says `requester` has opted out.
+    async fn opted_out(&self, requester: &str) -> bool {
+        let (status, me) = self.page("/me", requester).await;
+        assert_eq!(status, 200);
+        let state = one(&me, "[data-opted-out]");
+        match state.value().attr("data-opted-out") {
+            Some("true") => true,
+            Some("false") => false,
+            other => panic!("data-opted-out = {other:?}"),
+        }
+    }
+
+    /// The CSRF token of the form on `/me`.
+    async fn csrf(&self, requester: &str) -> String {
+        let (_, me) = self.page("/me", requester).await;
+        one(&me, "form[method=post] input[type=hidden][name=csrf]")
+            .value()
+            .attr("value")
+            .expect("csrf value")
+            .to_owned()
+    }
+}
+
+fn select<'a>(page: &'a Html, selector: &str) -> Vec<scraper::ElementRef<'a>> {
+    let parsed = Selector::parse(selector).expect("selector");
+    page.select(&parsed).collect()
+}
+
+fn one<'a>(page: &'a Html, selector: &str) -> scraper::ElementRef<'a> {
+    let found = select(page, selector);
+    assert_eq!(found.len(), 1, "{selector} in {}", page.html());
+    found[0]
+}
+
+fn text(element: scraper::ElementRef<'_>) -> String {
+    element
+        .text()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn assert_security_headers(what: &str, headers: &reqwest::header::HeaderMap) {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_owned()
+    };
+    assert_eq!(
+        header("content-security-policy"),
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        "{what}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header("x-frame-options"), "DENY", "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_search_page_has_its_form_its_assets_and_nothing_inline() {
+    let web = Web::start("").await;
+    let (status, headers, body) = web.get("/", JANE).await;
+    assert_eq!(status, 200, "{body}");
+    assert_security_headers("/", &headers);
+    let page = Html::parse_document(&body);
+    let form = one(&page, "form[role=search][action='/'][method=get]");
+    let input = one(&page, "form[role=search] input[name=q]");
+    let id = input.value().id().expect("the box has an id");
+    let label = one(&page, &format!("label[for={id}]"));
+    assert_eq!(text(label), "Who are you looking for?");
+    assert_eq!(input.value().attr("role"), Some("combobox"));
+    assert_eq!(input.value().attr("aria-expanded"), Some("false"));
+    assert!(form.html().contains("type=\"submit\""), "a submit button");
+    assert!(
+        text(one(&page, "header")).contains(JANE),
+        "the signed-in email"
+    );
+    assert_eq!(select(&page, "main").len(), 1);
+    // No inline script or style anywhere: the policy would block it.
+    assert!(select(&page, "script:not([src])").is_empty());
+    assert!(select(&page, "style, [style]").is_empty());
+    for (selector, attribute, content_type) in [
+        ("link[rel=stylesheet]", "href", "text/css"),
+        ("script[src]", "src", "text/javascript"),
+    ] {
+        let url = one(&page, selector)
+            .value()
+            .attr(attribute)
+            .expect("asset URL")
+            .to_owned();
+        assert!(url.starts_with("/assets/"), "{url}");
+        let response = reqwest::get(format!("{}{url}", web.base))
+            .await
+            .expect("asset");
+        assert_eq!(response.status().as_u16(), 200, "{url}");
+        let headers = response.headers();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with(content_type),
+            "{url}"
+        );
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .expect("ascii")
+                .contains("immutable"),
+            "{url}"
+        );
+        assert_security_headers(&url, headers);
+    }
+    let (status, _, _) = web.get("/assets/app.0000000000000000.css", JANE).await;
+    assert_eq!(status, 404, "an unknown asset");
+    let (_, headers, _) = web.get("/me", JANE).await;
+    assert_security_headers("/me", &headers);
+    let (_, headers, _) = web.get("/api/v1/locate?q=jdoe", JANE).await;
+    assert_security_headers("/api/v1/locate", &headers);
+    let (_, headers, _) = web.get("/healthz", JANE).await;
+    assert_security_headers("/healthz", &headers);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_username_renders_a_card_per_device_with_its_map_and_is_audited_as_web() {
+    let web = Web::start("").await;
+    let (status, page) = web.page("/?q=jdoe", JANE).await;
+    assert_eq!(status, 200, "{}", page.html());
+    let cards = select(&page, "article[data-device-mac]");
+    let macs: Vec<&str> = cards
+        .iter()
+        .filter_map(|card| card.value().attr("data-device-mac"))
+        .collect();
+    assert_eq!(macs, ["00:11:22:33:44:55", "00:11:22:33:44:66"]);
+    for (i, card) in cards.iter().enumerate() {
+        let card_text = text(*card);
+        assert!(
+            card_text.contains(&format!("Device {} of 2", i + 1)),
+            "{card_text}"
+        );
+        assert!(card_text.contains("seen "), "{card_text}");
+        assert!(card_text.contains(" ago"), "{card_text}");
+        assert!(card_text.contains("via "), "{card_text}");
+        let img = Selector::parse("img").expect("selector");
+        let img = card.select(&img).next().expect("a map in the card");
+        for attribute in ["width", "height"] {
+            let value: u32 = img
+                .value()
+                .attr(attribute)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("img {attribute}"));
+            assert!(value > 0);
+        }
+        assert!(!img.value().attr("alt").unwrap_or_default().is_empty());
+        let src = img.value().attr("src").expect("src");
+        assert!(src.starts_with("/api/v1/maps/"), "{src}");
+        let response = web
+            .client
+            .get(format!("{}{src}", web.base))
+            .header(REQUESTER, JANE)
+            .send()
+            .await
+            .expect("map");
+        assert_eq!(response.status().as_u16(), 200, "{src}");
+        assert_eq!(response.headers()["content-type"], "image/png");
+        let png = response.bytes().await.expect("png");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{src} is a PNG");
+    }
+    let building = text(cards[0]);
+    assert!(building.contains("Building 5"), "{building}");
+    let pager = one(&page, "nav.pager");
+    assert!(
+        pager.value().attr("hidden").is_some(),
+        "without JS every card is listed"
+    );
+    assert!(select(&page, "[role=alert]").is_empty(), "no error");
+
+    let audit = web
+        .finder
+        .privacy()
+        .store()
+        .audit(&AuditFilter {
+            target: Some("jdoe".to_owned()),
+            requester: Some(JANE.to_owned()),
+            since: None,
+            limit: 10,
+        })
+        .await
+        .expect("audit log");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].channel, "web");
+    assert_eq!(audit[0].outcome.as_str(), "found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ambiguous_name_offers_a_pick_list() {
+    let web = Web::start("").await;
+    let (status, page) = web.page("/?q=Jane", JANE).await;
+    assert_eq!(status, 200);
+    let links: Vec<String> = select(&page, "ul.picks a")
+        .iter()
+        .filter_map(|a| a.value().attr("href").map(str::to_owned))
+        .collect();
+    assert_eq!(links, ["/?q=jdoe", "/?q=jroe"]);
+    assert!(text(one(&page, "ul.picks")).contains("Jane Roe"));
+    assert!(select(&page, "[data-device-mac]").is_empty());
+    let (status, picked) = web.page(&links[0], JANE).await;
+    assert_eq!(status, 200);
+    assert_eq!(select(&picked, "article[data-device-mac]").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opting_out_takes_the_pages_csrf_token_and_then_hides_the_person() {
+    let web = Web::start("").await;
+    assert!(!web.opted_out(JANE).await);
+    let token = web.csrf(JANE).await;
+    let (status, page) = web.post("/me/optout", JANE, &[]).await;
+    assert_eq!(status, 403, "no token: {}", page.html());
+    let (status, _) = web.post("/me/optout", JANE, &[("csrf", "forged")]).await;
+    assert_eq!(status, 403, "a forged token");
+    let bos_token = web.csrf(BO).await;
+    let (status, _) = web.post("/me/optout", JANE, &[("csrf", &bos_token)]).await;
+    assert_eq!(status, 403, "someone else's token");
+    assert!(!web.opted_out(JANE).await, "nothing changed");
+
+    let (status, page) = web.post("/me/optout", JANE, &[("csrf", &token)]).await;
+    assert_eq!(status, 200, "redirected to /me: {}", page.html());
+    assert!(web.opted_out(JANE).await);
+
+    let (status, page) = web.page("/?q=jdoe", BO).await;
+    assert_eq!(status, 403);
+    assert!(text(one(&page, "[role=alert]")).contains("opted out"));
+    assert!(select(&page, "img, [data-device-mac]").is_empty());
+
+    // Jane sees Bo's lookup, then opts back in.
+    let (_, me) = web.page("/me", JANE).await;
+    let rows = text(one(&me, "table.lookups tbody"));
+    assert!(rows.contains(BO), "{rows}");
+    assert!(rows.contains("opted out"), "{rows}");
+    let (status, _) = web.post("/me/optin", JANE, &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+    assert!(!web.opted_out(JANE).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_rate_limit_a_message_and_nothing_looked_up() {
+    let web = Web::start("[privacy]\nrate_limit_per_hour = 1\n").await;
+    let (status, _) = web.page("/?q=jdoe", JANE).await;
+    assert_eq!(status, 200);
+    let (status, page) = web.page("/?q=bwong", JANE).await;
+    assert_eq!(status, 429);
+    assert!(text(one(&page, "[role=alert]")).contains("limit of 1 lookups per hour"));
+    assert!(select(&page, "[data-device-mac]").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sources_are_named_beside_the_devices_found() {
+    let web = Web::start("").await;
+    let broken = web.office.sim.servers()[0].name().to_owned();
+    web.office
+        .sim
+        .server(&broken)
+        .expect("server")
+        .set_fault(whereis_sim::Fault::Http500);
+    let (status, page) = web.page("/?q=jdoe", JANE).await;
+    assert_eq!(status, 200);
+    let notes = select(&page, ".note")
+        .into_iter()
+        .map(text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(notes.contains(&broken), "{notes}");
+    for server in web.office.sim.servers() {
+        server.set_fault(whereis_sim::Fault::Http500);
+    }
+    let (status, page) = web.page("/?q=jdoe", JANE).await;
+    assert_eq!(status, 502);
+    assert!(text(one(&page, "[role=alert]")).contains("could not ask any location server"));
+    assert!(select(&page, "[data-device-mac]").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn people_suggestions_are_at_most_ten_and_never_a_location() {
+    let web = Web::start("").await;
+    let (status, _, body) = web.get("/api/v1/people?q=Sam", JANE).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let people = doc["people"].as_array().expect("people");
+    assert!(!people.is_empty() && people.len() <= 10, "{body}");
+    for person in people {
+        let mut keys: Vec<&str> = person
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["display_name", "email", "username"], "{person}");
+    }
+    let (_, _, body) = web.get("/api/v1/people?q=Jane", JANE).await;
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let usernames: Vec<&str> = doc["people"]
+        .as_array()
+        .expect("people")
+        .iter()
+        .filter_map(|p| p["username"].as_str())
+        .collect();
+    assert_eq!(usernames, ["jdoe", "jroe"]);
+    let (_, _, body) = web.get("/api/v1/people?q=", JANE).await;
+    assert_eq!(body, r#"{"people":[]}"#);
+    // Suggestions look nothing up.
+    assert_eq!(
+        web.office
+            .sim
+            .server("cmx-a")
+            .expect("server")
+            .request_count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_requester_pages_say_how_to_sign_in() {
+    let web = Web::start("").await;
+    for path in ["/", "/?q=jdoe", "/me"] {
+        let response = reqwest::get(format!("{}{path}", web.base))
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 401, "{path}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html"));
+        assert_security_headers(path, response.headers());
+        let page = Html::parse_document(&response.text().await.expect("body"));
+        assert_eq!(
+            one(&page, "main a[href='/login']").value().attr("href"),
+            Some("/login")
+        );
+        assert!(select(&page, "[data-device-mac]").is_empty());
+    }
+    let response = reqwest::get(format!("{}/api/v1/people?q=Jane", web.base))
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 401, "the API stays JSON");
+    let doc: serde_json::Value = response.json().await.expect("JSON");
+    assert!(doc["error"].is_string());
+    assert_eq!(
+        web.office
+            .sim
+            .server("cmx-a")
+            .expect("server")
+            .request_count(),
+        0
+    );
+}
