@@ -289,6 +289,9 @@ struct MapView {
     width: u32,
     height: u32,
     alt: String,
+    /// The marker's centre in percent of the width and height, for the script's zoom.
+    marker_x: String,
+    marker_y: String,
 }
 
 /// Someone a query could mean.
@@ -515,6 +518,8 @@ fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
             width: info.width,
             height: info.height,
             alt: format!("Floor plan of {place} with the device marked"),
+            marker_x: percent(info.marker[0], info.width),
+            marker_y: percent(info.marker[1], info.height),
         }),
         _ => None,
     };
@@ -532,6 +537,14 @@ fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
         map,
         map_error: entry.map_error.clone(),
     }
+}
+
+/// `part` of `whole` in percent, two decimals ("0.00" for an empty whole).
+fn percent(part: u32, whole: u32) -> String {
+    if whole == 0 {
+        return "0.00".to_owned();
+    }
+    format!("{:.2}", f64::from(part) * 100.0 / f64::from(whole))
 }
 
 /// `GET /api/v1/people?q=`: who the search box could mean, at most [`MAX_SUGGESTIONS`] of
@@ -768,6 +781,13 @@ mod tests {
             clean_query(Some("é".repeat(500))).chars().count(),
             MAX_QUERY_CHARS
         );
+    }
+
+    #[test]
+    fn marker_percentages() {
+        assert_eq!(percent(150, 300), "50.00");
+        assert_eq!(percent(1, 3), "33.33");
+        assert_eq!(percent(5, 0), "0.00");
     }
 
     #[test]

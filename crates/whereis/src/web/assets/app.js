@@ -161,10 +161,38 @@
     showCard(0);
   }
 
+  // A large floor drawn at the card's size makes the marker small: offer (and start with) a view
+  // zoomed around it; the image itself is the same whole-floor PNG.
+  function setUpZoom() {
+    document.querySelectorAll('.map-frame').forEach(function (frame) {
+      var img = frame.querySelector('img');
+      var button = frame.parentNode.querySelector('[data-zoom]');
+      if (!img || !button) { return; }
+      img.style.transformOrigin = frame.dataset.markerX + '% ' + frame.dataset.markerY + '%';
+
+      function zoom(on) {
+        frame.classList.toggle('zoomed', on);
+        button.setAttribute('aria-pressed', on ? 'true' : 'false');
+        button.textContent = on ? 'Show the whole floor' : 'Zoom in on the marker';
+      }
+
+      function offer() {
+        // A card not shown yet has no width: the page's is close enough.
+        var shown = img.clientWidth || (document.getElementById('main') || document.body).clientWidth;
+        if (!shown || img.naturalWidth < shown * 1.8) { return; }
+        button.hidden = false;
+        zoom(true);
+      }
+
+      button.addEventListener('click', function () { zoom(!frame.classList.contains('zoomed')); });
+      if (img.complete && img.naturalWidth) { offer(); } else { img.addEventListener('load', offer); }
+    });
+  }
+
+  function start() { setUpSearch(); setUpPager(); setUpZoom(); }
   if (document.readyState === 'loading') {
-    document.addEventListener('DOMContentLoaded', function () { setUpSearch(); setUpPager(); });
+    document.addEventListener('DOMContentLoaded', start);
   } else {
-    setUpSearch();
-    setUpPager();
+    start();
   }
 }());
