@@ -161,30 +161,53 @@
     showCard(0);
   }
 
-  // A large floor drawn at the card's size makes the marker small: offer (and start with) a view
-  // zoomed around it; the image itself is the same whole-floor PNG.
+  // A large floor drawn at the card's size makes the marker small: offer a view magnified around
+  // it, the marker in the middle where the floor's edges allow (and start with it on a narrow
+  // screen); the image is the same whole-floor PNG.
+  var MAX_ZOOM = 3;
+  var NARROW = 500;
   function setUpZoom() {
     document.querySelectorAll('.map-frame').forEach(function (frame) {
       var img = frame.querySelector('img');
       var button = frame.parentNode.querySelector('[data-zoom]');
       if (!img || !button) { return; }
-      img.style.transformOrigin = frame.dataset.markerX + '% ' + frame.dataset.markerY + '%';
+      var markerX = parseFloat(frame.dataset.markerX) / 100;
+      var markerY = parseFloat(frame.dataset.markerY) / 100;
+      if (!isFinite(markerX) || !isFinite(markerY)) { return; }
+      var zoomed = false;
+      var factor = 2;
+
+      function clamp(value, low, high) { return Math.min(high, Math.max(low, value)); }
+
+      function place() {
+        if (!zoomed) { img.style.transform = ''; return; }
+        var width = frame.clientWidth;
+        var height = frame.clientHeight;
+        var x = clamp(width / 2 - factor * markerX * width, width - factor * width, 0);
+        var y = clamp(height / 2 - factor * markerY * height, height - factor * height, 0);
+        img.style.transform = 'translate(' + x + 'px, ' + y + 'px) scale(' + factor + ')';
+      }
 
       function zoom(on) {
+        zoomed = on;
         frame.classList.toggle('zoomed', on);
         button.setAttribute('aria-pressed', on ? 'true' : 'false');
         button.textContent = on ? 'Show the whole floor' : 'Zoom in on the marker';
+        place();
       }
 
       function offer() {
         // A card not shown yet has no width: the page's is close enough.
         var shown = img.clientWidth || (document.getElementById('main') || document.body).clientWidth;
         if (!shown || img.naturalWidth < shown * 1.8) { return; }
+        factor = clamp(img.naturalWidth / shown / 1.5, 1.5, MAX_ZOOM);
         button.hidden = false;
-        zoom(true);
+        zoom(shown < NARROW);
       }
 
-      button.addEventListener('click', function () { zoom(!frame.classList.contains('zoomed')); });
+      button.addEventListener('click', function () { zoom(!zoomed); });
+      // A card shown by the pager, or a resized window, has new sizes to place by.
+      new ResizeObserver(place).observe(frame);
       if (img.complete && img.naturalWidth) { offer(); } else { img.addEventListener('load', offer); }
     });
   }
