@@ -161,10 +161,13 @@ fn answer(writes: Vec<Write>, results: impl IntoIterator<Item = Result<Done, Sto
     for (write, result) in writes.into_iter().zip(results) {
         match write {
             Write::Reserve(_, reply) => {
-                let _ = reply.send(result.map(|done| match done {
-                    Done::Reserved(reservation) => reservation,
-                    // Never paired: `transaction` answers each write in its own kind.
-                    Done::Recorded => Reservation::Refused,
+                let _ = reply.send(result.and_then(|done| match done {
+                    Done::Reserved(reservation) => Ok(reservation),
+                    // `transaction` answers each write in its own kind; were that ever broken, the
+                    // lookup fails (and is refused) rather than guessing an answer.
+                    Done::Recorded => Err(StoreError::Query(
+                        "a rate-limit reservation was answered as an audit write".to_owned(),
+                    )),
                 }));
             }
             Write::Record(_, reply) => {

@@ -6,28 +6,9 @@ mod common;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::{path_str, whereis, Office, VARIANTS_AND_TIMEOUTS};
 use serde_json::Value;
-use whereis::config::Config;
-use whereis::lookup::Finder;
-
-/// The real server for `config` on a loopback port: its base URL.
-async fn api(config: &Path) -> String {
-    let config = Config::load(config).expect("config");
-    let finder = Arc::new(Finder::from_config(&config).await.expect("finder"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(whereis::server::serve(
-        listener,
-        whereis::server::router(finder, None),
-        std::future::pending(),
-    ));
-    base
-}
 
 /// `GET {base}/api/v1/locate?q=jdoe` from `from`, with `headers`.
 async fn locate(base: &str, from: &str, headers: &[(&str, &str)]) -> (u16, Value, String) {
@@ -71,7 +52,7 @@ async fn tokens_are_created_once_used_as_their_requester_and_revoked() {
     // No [web]: tokens are the only way in.
     let config = office.config("tokens.toml", VARIANTS_AND_TIMEOUTS, &office.all_sources());
     let path = path_str(&config);
-    let base = api(&config).await;
+    let base = common::serve_api(&config).await;
 
     let (status, body, challenge) = locate(&base, "127.0.0.1", &[]).await;
     assert_eq!(status, 401, "{body}");
@@ -175,7 +156,7 @@ async fn the_proxy_header_is_believed_only_from_the_trusted_proxy() {
         ),
         &office.all_sources(),
     );
-    let base = api(&config).await;
+    let base = common::serve_api(&config).await;
     let jane = [("X-Forwarded-Email", "Jane.Doe@example.com")];
 
     // From the proxy: the header is the requester.
@@ -205,7 +186,7 @@ async fn the_proxy_header_is_believed_only_from_the_trusted_proxy() {
 async fn a_bad_token_never_falls_back_to_the_local_requester() {
     let office = Office::start().await;
     let config = office.default_config();
-    let base = api(&config).await;
+    let base = common::serve_api(&config).await;
     assert_eq!(locate(&base, "127.0.0.1", &[]).await.0, 200);
     let bad = [(
         "Authorization",

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::chat::{text, Chat, ChatOptions, JANE, WAIT};
 use common::{path_str, whereis, Office, VARIANTS_AND_TIMEOUTS, WEB_TEST_PROXY};
 use reqwest::StatusCode;
@@ -19,26 +17,6 @@ const IMPOSTOR: &str = "jdoe@other.example";
 const PEOPLE: &str = "username,display_name,email\n\
 jdoe,Jane Doe,jane.doe@example.com\n\
 asmith,Anna Smith,anna.smith@example.com\n";
-
-/// A server for `config`, its API's base URL.
-async fn api(config: &std::path::Path) -> String {
-    let config = whereis::config::Config::load(config).expect("config");
-    let finder = Arc::new(
-        whereis::lookup::Finder::from_config(&config)
-            .await
-            .expect("finder"),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(whereis::server::serve(
-        listener,
-        whereis::server::router(finder, None),
-        std::future::pending(),
-    ));
-    base
-}
 
 async fn call(method: &str, url: &str, requester: &str) -> (StatusCode, Value) {
     let client = reqwest::Client::new();
@@ -79,7 +57,7 @@ async fn impostor_cannot_act_for_jdoe(chat: Chat, owner: &str, expected_refusal:
     }
 
     // API.
-    let base = api(&chat.config_path).await;
+    let base = common::serve_api(&chat.config_path).await;
     let (status, body) = call("POST", &format!("{base}/api/v1/me/optin"), IMPOSTOR).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(
@@ -202,7 +180,7 @@ async fn the_domain_rule_holds_on_the_cli_and_the_api() {
     let out = whereis(&["find", "jdoe", "--config", path]).await;
     assert_eq!(out.status.code(), Some(0));
 
-    let base = api(&config).await;
+    let base = common::serve_api(&config).await;
     let (status, body) = call("GET", &format!("{base}/api/v1/locate?q=jdoe"), IMPOSTOR).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.get("devices").is_none());
@@ -262,7 +240,7 @@ async fn the_located_person_is_told_on_the_cli_and_the_api_too() {
         "{posts:#?}"
     );
 
-    let base = api(&config).await;
+    let base = common::serve_api(&config).await;
     let (status, _) = call("GET", &format!("{base}/api/v1/locate?q=asmith"), JANE).await;
     assert_eq!(status, StatusCode::OK);
     let posts = webex.wait_for_posts(2, WAIT).await;

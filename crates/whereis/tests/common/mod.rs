@@ -212,3 +212,24 @@ pub fn source_state<'a>(doc: &'a serde_json::Value, name: &str) -> &'a str {
         .and_then(|s| s["state"].as_str())
         .unwrap_or("missing")
 }
+
+/// The real server (API and pages, no bot) for the configuration at `config`, on a loopback port
+/// until the test ends; its base URL.
+pub async fn serve_api(config: &Path) -> String {
+    let config = whereis::config::Config::load(config).expect("config");
+    let finder = std::sync::Arc::new(
+        whereis::lookup::Finder::from_config(&config)
+            .await
+            .expect("finder"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(whereis::server::serve(
+        listener,
+        whereis::server::router(finder, None),
+        std::future::pending(),
+    ));
+    base
+}
