@@ -69,6 +69,10 @@ const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long SQLite waits for another writer before failing with "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many usernames [`Store::opted_out_among`] asks about per query (well under SQLite's and
+/// PostgreSQL's bind parameter limits).
+pub const OPT_OUT_BATCH: usize = 500;
+
 /// The audit rows listed when the filter sets no limit.
 const DEFAULT_AUDIT_LIMIT: u32 = 1000;
 
@@ -363,6 +367,31 @@ impl Store {
     }
 
     /// How many people are opted out.
+    /// Which of `usernames` opted out, asked [`OPT_OUT_BATCH`] names per query (a roster of a
+    /// whole building costs a few queries, not one per person).
+    pub async fn opted_out_among(
+        &self,
+        usernames: &[String],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut found = BTreeSet::new();
+        for batch in usernames.chunks(OPT_OUT_BATCH) {
+            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT username FROM opt_outs WHERE username IN ({})",
+                placeholders.join(", ")
+            );
+            let args: Vec<Arg> = batch.iter().map(|u| Arg::Text(u.clone())).collect();
+            let rows: Result<Vec<String>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
+                match bind_all!(sqlx::query(&sql), &args).fetch_all(pool).await {
+                    Ok(rows) => rows.iter().map(|row| row.try_get(0)).collect(),
+                    Err(e) => Err(e),
+                }
+            });
+            found.extend(rows.map_err(|e| self.error("reading opt-outs", e))?);
+        }
+        Ok(found)
+    }
+
     pub async fn opted_out_count(&self) -> Result<u64, StoreError> {
         self.count("SELECT COUNT(*) FROM opt_outs", &[], "counting opt-outs")
             .await

@@ -121,17 +121,20 @@ impl Finder {
             }
         }
         // Fail closed: a store that cannot say who opted out lists nobody.
-        let store = self.privacy().store();
-        let mut listed = Vec::with_capacity(by_person.len());
-        for (username, devices) in by_person {
-            let opted_out = store
-                .is_opted_out(&username)
-                .await
-                .map_err(|e| Refusal::StoreUnavailable(e.to_string()))?;
-            if !opted_out {
-                listed.push((username, devices));
-            }
-        }
+        let usernames: Vec<String> = by_person.keys().cloned().collect();
+        let opted_out = self
+            .privacy()
+            .store()
+            .opted_out_among(&usernames)
+            .await
+            .map_err(|e| {
+                crate::privacy::store_error(&e);
+                Refusal::StoreUnavailable(e.to_string())
+            })?;
+        let listed: Vec<(String, Vec<Device>)> = by_person
+            .into_iter()
+            .filter(|(username, _)| !opted_out.contains(username))
+            .collect();
         let entries = self.directory_entries(&listed).await;
         let failed: Vec<&str> = lookup.errors.iter().map(|e| e.source.as_str()).collect();
         let answered: Vec<String> = self

@@ -240,6 +240,20 @@ async fn opt_out_and_back_in(db: &Db) {
     let other = db.another().await;
     assert!(other.is_opted_out("émilie").await.unwrap());
     assert!(!other.is_opted_out("jdoe").await.unwrap());
+    // Many names at once, over more than one batch.
+    let mut names: Vec<String> = (0..whereis::store::OPT_OUT_BATCH + 20)
+        .map(|n| format!("user{n}"))
+        .collect();
+    names.push("émilie".to_owned());
+    names.push("jdoe".to_owned());
+    store.set_opted_out("user3", true, 400).await.unwrap();
+    store.set_opted_out("user510", true, 400).await.unwrap();
+    let out = other.opted_out_among(&names).await.unwrap();
+    assert_eq!(
+        out.into_iter().collect::<Vec<_>>(),
+        ["user3", "user510", "émilie"]
+    );
+    assert!(store.opted_out_among(&[]).await.unwrap().is_empty());
 }
 
 async fn audit_round_trip_filters_and_order(db: &Db) {
