@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod privacy;
 pub mod report;
+pub mod roster;
 pub mod server;
 pub mod service;
 pub mod shutdown;

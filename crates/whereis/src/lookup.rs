@@ -333,7 +333,7 @@ impl Finder {
 
     /// With `notify_target`, tells the located person (a direct Webex message, sent in the
     /// background) who looked for them; needs `[webex]` and the person's email from the directory.
-    fn notify_target(&self, person: &Person, requester: &Requester) {
+    pub(crate) fn notify_target(&self, person: &Person, requester: &Requester) {
         if !self.privacy.config().notify_target {
             return;
         }

@@ -153,6 +153,22 @@ impl Privacy {
     /// who opted out), then checks the opt-out. A refusal is written to the audit log.
     pub async fn check(&self, requester: &Requester, target: &str) -> Result<(), Refusal> {
         let target = Self::key(target);
+        self.reserve(requester, &target).await?;
+        let opted_out = self
+            .store
+            .is_opted_out(&target)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if opted_out {
+            self.refuse(requester, &target, Outcome::OptedOut).await;
+            return Err(Refusal::OptedOut(target));
+        }
+        Ok(())
+    }
+
+    /// Uses one lookup of the requester's hourly allowance, atomically in the store (so it holds
+    /// across instances); a refusal is audited under `target`.
+    pub async fn reserve(&self, requester: &Requester, target: &str) -> Result<(), Refusal> {
         let limit = self.config.rate_limit_per_hour;
         let reservation = self
             .store
@@ -165,17 +181,8 @@ impl Privacy {
                 "channel" => requester.channel.as_str()
             )
             .increment(1);
-            self.refuse(requester, &target, Outcome::RateLimited).await;
+            self.refuse(requester, target, Outcome::RateLimited).await;
             return Err(Refusal::RateLimited(limit));
-        }
-        let opted_out = self
-            .store
-            .is_opted_out(&target)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        if opted_out {
-            self.refuse(requester, &target, Outcome::OptedOut).await;
-            return Err(Refusal::OptedOut(target));
         }
         Ok(())
     }

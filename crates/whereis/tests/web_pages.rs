@@ -30,6 +30,11 @@ struct Web {
 impl Web {
     /// The office with its directory, requesters named by the proxy header, and `extra` TOML.
     async fn start(extra: &str) -> Web {
+        Web::start_with("", extra).await
+    }
+
+    /// As [`Web::start`], with `web` lines added to the `[web]` section.
+    async fn start_with(web: &str, extra: &str) -> Web {
         let office = Office::start().await;
         let mut people = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -44,7 +49,7 @@ impl Web {
         let path = office.config(
             "web.toml",
             &format!(
-                "{}\n{}\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n{extra}",
+                "{}\n{}{web}\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n{extra}",
                 common::VARIANTS_AND_TIMEOUTS,
                 common::WEB_TEST_PROXY
             ),
@@ -66,7 +71,7 @@ impl Web {
             base,
             finder,
             client: reqwest::Client::new(),
-            office: office,
+            office,
             _stop: stop,
         }
     }
@@ -473,4 +478,135 @@ async fn without_a_requester_pages_say_how_to_sign_in() {
             .request_count(),
         0
     );
+}
+
+const ROSTER_ON: &str = "building_roster = true\n";
+const ANNA: &str = "anna.smith@example.com";
+
+/// The usernames a roster page lists, in order.
+fn roster_people(page: &Html) -> Vec<String> {
+    select(page, "tr[data-person]")
+        .into_iter()
+        .map(|row| {
+            row.value()
+                .attr("data-person")
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_building_roster_is_off_unless_configured() {
+    let web = Web::start("").await;
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 404, "{}", page.html());
+    assert!(roster_people(&page).is_empty());
+    let (_, search) = web.page("/", BO).await;
+    assert!(select(&search, "#roster-form").is_empty());
+    let audit = web
+        .finder
+        .privacy()
+        .store()
+        .audit(&AuditFilter::default())
+        .await
+        .expect("audit");
+    assert!(
+        audit.is_empty(),
+        "nothing listed, nothing audited: {audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_roster_lists_a_buildings_people_leaves_out_the_opted_out_and_audits_each() {
+    let web = Web::start_with(ROSTER_ON, "").await;
+    // The search page offers the roster, and the form leads to the building's page.
+    let (_, search) = web.page("/", BO).await;
+    one(
+        &search,
+        "form#roster-form[action=\"/buildings\"] input[name=name]",
+    );
+    let (status, page) = web.page("/buildings?name=Building+5", BO).await;
+    assert_eq!(status, 200);
+    assert_eq!(text(one(&page, "h1")), "Everyone in Building 5");
+    // By display name: Anna Smith, Dee Dual, Jane Doe, Lee Case.
+    assert_eq!(roster_people(&page), ["asmith", "dual", "jdoe", "lcase"]);
+    let anna = one(&page, "tr[data-person=asmith]");
+    assert!(text(anna).contains("Anna Smith"), "{}", text(anna));
+    assert!(text(anna).contains("Level 3"), "{}", text(anna));
+    assert!(text(anna).contains("2 devices"), "{}", text(anna));
+    assert!(text(anna).contains("ago"), "{}", text(anna));
+    one(&page, "tr[data-person=asmith] a[href=\"/?q=asmith\"]");
+    // Nobody from another building.
+    let (_, other) = web.page("/buildings/Block%20A", BO).await;
+    assert_eq!(roster_people(&other), ["asmith", "bwong"]);
+
+    // Each listed person sees the view in "who looked for me".
+    let (_, me) = web.page("/me", ANNA).await;
+    let rows = text(one(&me, "table.lookups tbody"));
+    assert!(rows.contains(BO) && rows.contains("web-roster"), "{rows}");
+
+    // Jane opts out: the roster leaves her out, and her audit log gets nothing new.
+    web.finder.privacy().opt_out("jdoe").await.expect("opt out");
+    let jdoe_rows = |entries: &[whereis::store::AuditEntry]| {
+        entries.iter().filter(|e| e.target == "jdoe").count()
+    };
+    let store = web.finder.privacy().store();
+    let before = jdoe_rows(&store.audit(&AuditFilter::default()).await.expect("audit"));
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 200);
+    assert_eq!(roster_people(&page), ["asmith", "dual", "lcase"]);
+    assert!(!page.html().contains("Jane Doe"));
+    let audit = store.audit(&AuditFilter::default()).await.expect("audit");
+    assert_eq!(
+        jdoe_rows(&audit),
+        before,
+        "an opted-out person leaves no trace"
+    );
+    let roster_rows: Vec<_> = audit
+        .iter()
+        .filter(|e| e.channel == "web-roster" && e.requester == BO)
+        .map(|e| e.target.as_str())
+        .collect();
+    // Building 5 twice (4 then 3 people) and Block A once (2 people).
+    assert_eq!(roster_rows.len(), 9, "{roster_rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_roster_view_counts_once_against_the_rate_limit() {
+    let web = Web::start_with(ROSTER_ON, "[privacy]\nrate_limit_per_hour = 1\n").await;
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 200, "{}", page.html());
+    assert_eq!(roster_people(&page).len(), 4, "four people, one lookup");
+    let (status, page) = web.page("/?q=jdoe", BO).await;
+    assert_eq!(status, 429, "the view used the hour's only lookup");
+    assert!(select(&page, "[data-device-mac]").is_empty());
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 429);
+    assert!(roster_people(&page).is_empty());
+    assert!(text(one(&page, "main")).contains("limit of 1 lookups per hour"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_roster_names_the_sources_that_failed_and_rejects_odd_names() {
+    let web = Web::start_with(ROSTER_ON, "").await;
+    web.office
+        .sim
+        .server("cmx-b")
+        .expect("cmx-b")
+        .set_fault(whereis_sim::Fault::Http500);
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 200);
+    // Lee Case is only on cmx-b; the others are still listed.
+    assert_eq!(roster_people(&page), ["asmith", "dual", "jdoe"]);
+    assert!(text(one(&page, "[role=note]")).contains("cmx-b"));
+
+    let (status, _) = web.page("/buildings/%20%20", BO).await;
+    assert_eq!(status, 400);
+    let (status, _) = web
+        .page(&format!("/buildings/{}", "x".repeat(300)), BO)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = web.page("/buildings/B%005", BO).await;
+    assert_eq!(status, 400);
 }

@@ -6,6 +6,7 @@
 //! every other channel.
 
 mod assets;
+mod roster;
 
 use std::sync::LazyLock;
 
@@ -19,7 +20,7 @@ use axum::{Form, Json, Router};
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
-use crate::directory::{Entry, Resolution};
+use crate::directory::Entry;
 use crate::lookup::{FindError, IdentityError, SelfServiceError};
 use crate::privacy::{Channel, Refusal, Requester};
 use crate::report::{describe_device, DeviceReport, FindReport, Outcome};
@@ -41,6 +42,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/me", get(me_page))
         .route("/me/optout", post(me_opt_out))
         .route("/me/optin", post(me_opt_in))
+        .route("/buildings", get(roster::building_form))
+        .route("/buildings/{name}", get(roster::roster_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), identify))
         // Outside `identify`: its JSON refusals become pages a person can read.
         .route_layer(middleware::from_fn(refusals_as_pages));
@@ -81,6 +84,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("search.html", include_str!("templates/search.html")),
         ("me.html", include_str!("templates/me.html")),
         ("message.html", include_str!("templates/message.html")),
+        ("roster.html", include_str!("templates/roster.html")),
     ] {
         if let Err(err) = env.add_template(name, source) {
             tracing::error!(template = name, error = %err, "a page template does not compile");
@@ -99,6 +103,8 @@ struct Layout {
     /// Which navigation entry is the current page.
     current: &'static str,
     title: String,
+    /// The CSRF token of the sign-out form, shown when a session can be ended (`auth = "oidc"`).
+    sign_out: Option<String>,
 }
 
 impl Layout {
@@ -109,7 +115,20 @@ impl Layout {
             js: assets::JS.url(),
             current,
             title,
+            sign_out: None,
         }
+    }
+
+    /// Adds the sign-out form when the requester signed in with a session (left out when the token
+    /// cannot be made: the page still works).
+    async fn with_sign_out(mut self, state: &AppState, requester: &Requester) -> Layout {
+        if matches!(state.auth.mode(), crate::config::WebAuth::Oidc(_)) {
+            match state.auth.csrf_token(requester).await {
+                Ok(token) => self.sign_out = Some(token),
+                Err(err) => tracing::warn!(error = %err, "no sign-out form: cannot make its token"),
+            }
+        }
+        self
     }
 }
 
@@ -251,6 +270,9 @@ struct Card {
     mac: String,
     /// Where, in a few words: "Building 5 · Level 3".
     place: String,
+    /// The building, for the link to its roster.
+    building: Option<String>,
+    roster_url: Option<String>,
     /// The report's sentence up to its details ("jdoe is ASSOCIATED to CORP in …, seen 12 s ago").
     sentence: String,
     /// MAC, manufacturer, IP.
@@ -328,13 +350,17 @@ async fn search_page(
     } else {
         format!("{query} — whereis")
     };
+    let layout = Layout::new(Some(&requester), "search", title)
+        .with_sign_out(&state, &requester)
+        .await;
     page(
         status,
         "search.html",
         minijinja::context! {
-            layout => Layout::new(Some(&requester), "search", title),
+            layout => layout,
             query => query,
             results => results,
+            roster => state.finder.web().building_roster,
         },
     )
 }
@@ -497,6 +523,8 @@ fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
         total,
         mac: device.mac.clone(),
         place,
+        building: device.building.clone(),
+        roster_url: device.building.as_deref().map(roster::roster_url),
         sentence,
         details,
         source: device.source.clone(),
@@ -544,13 +572,7 @@ async fn suggest(
     if query.is_empty() {
         return Ok(Vec::new());
     }
-    let mut entries = match directory.resolve(query).await? {
-        Resolution::One(entry) => vec![entry],
-        Resolution::Several(entries) => entries,
-        Resolution::NoMatch => Vec::new(),
-    };
-    entries.truncate(MAX_SUGGESTIONS);
-    Ok(entries)
+    directory.suggest(query, MAX_SUGGESTIONS).await
 }
 
 /// One row of "who looked for me".
@@ -596,7 +618,9 @@ async fn me_page(
         StatusCode::OK,
         "me.html",
         minijinja::context! {
-            layout => Layout::new(Some(&requester), "me", "Your privacy — whereis".to_owned()),
+            layout => Layout::new(Some(&requester), "me", "Your privacy — whereis".to_owned())
+                .with_sign_out(&state, &requester)
+                .await,
             username => username,
             opted_out => opted_out,
             csrf => csrf,
