@@ -23,6 +23,9 @@ use tokio::process::{Child, Command};
 /// How long the browser gets for anything a person would wait for (a page, a lookup, suggestions).
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Headless Chromium makes no window narrower than this; narrower screens are emulated.
+const SMALLEST_WINDOW: u32 = 500;
+
 /// chromedriver and a headless Chromium session; both end when this is dropped.
 pub struct Browser {
     client: Client,
@@ -112,7 +115,7 @@ impl Browser {
                     "--no-sandbox",
                     "--disable-gpu",
                     "--disable-dev-shm-usage",
-                    format!("--window-size={width},{height}"),
+                    format!("--window-size={},{height}", width.max(SMALLEST_WINDOW)),
                     format!("--user-data-dir={}", profile.display()),
                     // Overlay scrollbars, as on a phone: the viewport is the whole window width.
                     "--hide-scrollbars",
@@ -129,6 +132,15 @@ impl Browser {
                 ],
             }),
         );
+        if width < SMALLEST_WINDOW {
+            // A phone: its screen size emulated, its `<meta name=viewport>` honoured.
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": {
+                    "width": width, "height": height, "pixelRatio": 1.0,
+                    "mobile": true, "touch": false,
+                },
+            });
+        }
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
@@ -332,7 +344,10 @@ impl Drop for Browser {
 async fn start_driver(program: &Path, scratch: &Path) -> (Child, u16) {
     let mut driver = Command::new(program)
         .arg("--port=0")
-        .arg(format!("--log-path={}", scratch.join("chromedriver.log").display()))
+        .arg(format!(
+            "--log-path={}",
+            scratch.join("chromedriver.log").display()
+        ))
         // chromedriver's and Chromium's own temporary files end with the scratch directory.
         .env("TMPDIR", scratch)
         .stdin(Stdio::null())
@@ -407,6 +422,12 @@ fn truthy(value: &Value) -> bool {
 
 fn slug(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
