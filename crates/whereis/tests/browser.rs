@@ -643,13 +643,14 @@ async fn on_a_360_px_phone_no_page_scrolls_sideways() {
             "document.querySelector('[data-opted-out]')",
         )
         .await;
+    browser.screenshot("privacy-page").await;
     assert_no_sideways_scrolling(&browser, "/me").await;
-    let split = on_several_lines(&browser, ".lookups th, .lookups td").await;
+    // Emails may break anywhere (that keeps every column on a phone); other words stay whole.
+    let split = on_several_lines(&browser, ".lookups th, .lookups td:not(:nth-child(2))").await;
     let split: Vec<_> = split.iter().filter(|t| !t.contains(' ')).collect();
     assert!(split.is_empty(), "words split over lines: {split:?}");
     assert!(
         !browser.find_all(".lookups td").await.is_empty(),
         "her own lookups are listed"
     );
-    browser.screenshot("privacy-page").await;
 }
