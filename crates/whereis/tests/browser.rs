@@ -217,10 +217,10 @@ fn key(key: Key) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_in_through_the_providers_form_lands_on_the_search_page_with_her_email() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("sign-in", WIDE.0, WIDE.1).await else {
         return;
     };
+    let site = site().await;
     browser.goto(&format!("{}/", site.base)).await;
     browser
         .wait_for(
@@ -267,10 +267,10 @@ async fn signing_in_through_the_providers_form_lands_on_the_search_page_with_her
 
 #[tokio::test(flavor = "multi_thread")]
 async fn typing_part_of_a_name_suggests_her_and_picking_her_shows_her_devices() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("suggestions", WIDE.0, WIDE.1).await else {
         return;
     };
+    let site = site().await;
     sign_in(&mut browser, &site).await;
     browser
         .find("form[role=search] input[name=q]")
@@ -311,10 +311,10 @@ async fn typing_part_of_a_name_suggests_her_and_picking_her_shows_her_devices() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_cards_map_has_loaded_with_the_marker_where_her_laptop_is() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("map", WIDE.0, WIDE.1).await else {
         return;
     };
+    let site = site().await;
     sign_in(&mut browser, &site).await;
     browser.goto(&format!("{}/?q=jdoe", site.base)).await;
     let macs = wait_for_cards(&mut browser, "jdoe").await;
@@ -420,10 +420,10 @@ async fn the_first_cards_map_has_loaded_with_the_marker_where_her_laptop_is() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn several_devices_are_shown_one_at_a_time_with_next_and_the_arrow_keys() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("pager", WIDE.0, WIDE.1).await else {
         return;
     };
+    let site = site().await;
     sign_in(&mut browser, &site).await;
     browser.goto(&format!("{}/?q=asmith", site.base)).await;
     let macs = wait_for_cards(&mut browser, "asmith").await;
@@ -467,10 +467,10 @@ async fn several_devices_are_shown_one_at_a_time_with_next_and_the_arrow_keys() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_opted_out_colleague_gets_the_refusal_and_no_picture() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("opted-out", WIDE.0, WIDE.1).await else {
         return;
     };
+    let site = site().await;
     sign_in(&mut browser, &site).await;
     browser
         .find("form[role=search] input[name=q]")
@@ -502,10 +502,10 @@ async fn an_opted_out_colleague_gets_the_refusal_and_no_picture() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_keyboard_alone_finds_a_colleague() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("keyboard", WIDE.0, WIDE.1).await else {
         return;
     };
+    let site = site().await;
     sign_in(&mut browser, &site).await;
     // The page of an earlier search: nothing has the focus yet (the empty search page would put it
     // in the box by itself).
@@ -596,10 +596,10 @@ fn select_all() -> fantoccini::actions::KeyActions {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_360_px_phone_no_page_scrolls_sideways() {
-    let site = site().await;
     let Some(mut browser) = Browser::start("phone-360", 360, 800).await else {
         return;
     };
+    let site = site().await;
     sign_in(&mut browser, &site).await;
     assert_no_sideways_scrolling(&browser, "the search page").await;
     browser.screenshot("search-page").await;

@@ -320,8 +320,16 @@ impl Browser {
         if stream.write_all(request.as_bytes()).is_err() {
             return false;
         }
+        // chromedriver answers once Chromium has quit, and may keep the connection open after:
+        // the head of the answer is all that is needed.
         let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
+        let mut chunk = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
         answer.starts_with(b"HTTP/1.1 200")
     }
 }
