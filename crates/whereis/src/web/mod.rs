@@ -238,9 +238,22 @@ fn on_the_web(requester: Requester) -> Requester {
     }
 }
 
-/// Capitalised, for a message that starts a paragraph.
+/// Words the messages shown on pages start with, capitalised there; any other first word may be a
+/// username or a name ("jdoe has opted out") and is left as it is.
+const SENTENCE_STARTS: &[&str] = &[
+    "a", "an", "no", "nobody", "not", "please", "the", "this", "that", "try", "you", "your",
+];
+
+/// A message as the start of a paragraph: trimmed, a leading common word capitalised.
 fn sentence(text: &str) -> String {
     let text = text.trim();
+    let first_word = text
+        .split(|c: char| !c.is_alphabetic())
+        .next()
+        .unwrap_or("");
+    if !SENTENCE_STARTS.contains(&first_word) {
+        return text.to_owned();
+    }
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -791,8 +804,21 @@ mod tests {
     }
 
     #[test]
-    fn sentences_start_with_a_capital() {
+    fn sentences_start_with_a_capital_but_names_stay_as_written() {
         assert_eq!(sentence(" you have "), "You have");
+        assert_eq!(
+            sentence("the directory is unavailable"),
+            "The directory is unavailable"
+        );
+        assert_eq!(
+            sentence("bwong has opted out of whereis"),
+            "bwong has opted out of whereis"
+        );
+        assert_eq!(
+            sentence("whereis is only available"),
+            "whereis is only available"
+        );
+        assert_eq!(sentence("theo was not found"), "theo was not found");
         assert_eq!(sentence(""), "");
     }
 }
