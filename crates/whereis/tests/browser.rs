@@ -65,7 +65,7 @@ async fn site() -> Site {
         &format!(
             "{VARIANTS_AND_TIMEOUTS}\n\n[server]\npublic_url = {base:?}\n\n\
              [directory]\nkind = \"file\"\npath = \"people.csv\"\n\n\
-             [web]\nauth = \"oidc\"\nissuer = {:?}\nclient_id = {CLIENT_ID:?}\nclient_secret_file = \"oidc.secret\"\n",
+             [web]\nauth = \"oidc\"\nissuer = {:?}\nclient_id = {CLIENT_ID:?}\nclient_secret_file = \"oidc.secret\"\nbuilding_roster = true\n",
             idp.issuer()
         ),
         &office.all_sources(),
@@ -498,6 +498,43 @@ async fn an_opted_out_colleague_gets_the_refusal_and_no_picture() {
     assert_eq!(images, json!(0), "no map, no picture at all");
     assert!(browser.find_all("[data-device-mac]").await.is_empty());
     browser.screenshot("opted-out-refusal").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cards_building_link_lists_who_is_there_without_the_opted_out_colleague() {
+    let Some(mut browser) = Browser::start("roster", WIDE.0, WIDE.1).await else {
+        return;
+    };
+    let site = site().await;
+    sign_in(&mut browser, &site).await;
+    // Anna's phone is in Block A, where Bo Wong (opted out) is too.
+    browser.goto(&format!("{}/?q=asmith", site.base)).await;
+    wait_for_cards(&mut browser, "asmith").await;
+    let link = browser
+        .wait_for(
+            "the link to Block A's roster",
+            "[...document.querySelectorAll('.roster-link a')].find(a => a.textContent === 'Everyone in Block A')",
+        )
+        .await;
+    assert!(link.is_object(), "{link:?}");
+    browser
+        .goto(&format!("{}/buildings/Block%20A", site.base))
+        .await;
+    let people = browser
+        .wait_for(
+            "the roster of Block A",
+            "document.querySelectorAll('tr[data-person]').length > 0 && \
+             [...document.querySelectorAll('tr[data-person]')].map(r => r.dataset.person)",
+        )
+        .await;
+    assert_eq!(strings(&people), ["asmith"], "Bo Wong opted out");
+    assert_eq!(browser.text("h1").await, "Everyone in Block A");
+    assert!(!browser.text("main").await.contains("Bo Wong"));
+    browser.screenshot("block-a-roster").await;
+    // Each name leads to that person's lookup.
+    browser.click("tr[data-person=asmith] a").await;
+    wait_for_cards(&mut browser, "asmith").await;
+    browser.screenshot("anna-from-the-roster").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
