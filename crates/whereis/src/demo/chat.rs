@@ -138,11 +138,11 @@ struct Exchange {
 enum BadRequest {
     #[error("say something: /demo/chat?text=whereis%20jdoe")]
     Empty,
-    #[error("a message is at most {MAX_TEXT_CHARS} characters")]
+    #[error("a message is at most {} characters", MAX_TEXT_CHARS)]
     TooLong,
     #[error("from: {0:?} is not an email address")]
     NotAnEmail(String),
-    #[error("space: a group space name is at most {MAX_SPACE_CHARS} characters")]
+    #[error("space: a group space name is at most {} characters", MAX_SPACE_CHARS)]
     SpaceTooLong,
 }
 
@@ -379,9 +379,9 @@ fn message_html(text: &str, markdown: bool) -> String {
         let mut lines = block.lines().peekable();
         while lines.peek().is_some() {
             let is_item = |line: &str| markdown && line.trim_start().starts_with("- ");
-            if lines.peek().is_some_and(|l| is_item(l)) {
+            if lines.peek().is_some_and(|l| is_item(*l)) {
                 html.push_str("<ul>");
-                while let Some(line) = lines.next_if(|l| is_item(l)) {
+                while let Some(line) = lines.next_if(|l| is_item(*l)) {
                     html.push_str("<li>");
                     inline(&mut html, &line.trim_start()[2..], markdown);
                     html.push_str("</li>");
@@ -390,7 +390,7 @@ fn message_html(text: &str, markdown: bool) -> String {
             } else {
                 html.push_str("<p>");
                 let mut first = true;
-                while let Some(line) = lines.next_if(|l| !is_item(l)) {
+                while let Some(line) = lines.next_if(|l| !is_item(*l)) {
                     if !first {
                         html.push_str("<br>");
                     }
