@@ -2,42 +2,9 @@
 
 mod common;
 
-use std::process::Stdio;
+use common::{start_until, url_after};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Starts `whereis-bot ARGS` and reads its standard output until a line contains `marker`; returns
-/// the child and every line read so far.
-async fn start_until(args: &[&str], marker: &str) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_whereis-bot"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("whereis-bot starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = Vec::new();
-    while let Some(line) = lines.next_line().await.expect("read stdout") {
-        let done = line.contains(marker);
-        seen.push(line);
-        if done {
-            // Keep draining in the background so the child never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, seen);
-        }
-    }
-    panic!("whereis-bot exited before printing {marker:?}: {seen:?}");
-}
-
-fn url_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
-    lines
-        .iter()
-        .find_map(|line| line.split_once(prefix).map(|(_, rest)| rest.trim()))
-        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
-}
+use tokio::process::Child;
 
 /// A client that follows no redirects and ignores proxy settings (everything here is loopback).
 fn http() -> reqwest::Client {

@@ -11,6 +11,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt as _;
 use whereis_sim::{Scenario, Simulator};
 
 /// The scenario every integration test looks people up in.
@@ -232,4 +233,37 @@ pub async fn serve_api(config: &Path) -> String {
         std::future::pending(),
     ));
     base
+}
+
+/// Starts `whereis-bot ARGS` and reads its standard output until a line contains `marker`; returns
+/// the child and every line read so far.
+pub async fn start_until(args: &[&str], marker: &str) -> (tokio::process::Child, Vec<String>) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_whereis-bot"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("whereis-bot starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    while let Some(line) = lines.next_line().await.expect("read stdout") {
+        let done = line.contains(marker);
+        seen.push(line);
+        if done {
+            // Keep draining in the background so the child never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, seen);
+        }
+    }
+    panic!("whereis-bot exited before printing {marker:?}: {seen:?}");
+}
+
+/// The rest of the first line that contains `prefix`, trimmed.
+pub fn url_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|line| line.split_once(prefix).map(|(_, rest)| rest.trim()))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
 }
