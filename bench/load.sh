@@ -4,7 +4,11 @@
 # reservation per lookup on SQLite. Prints wrk's throughput and latency distribution and the
 # server's resident memory every 5 s; the numbers go to BENCHMARKS.md.
 #
-#   bash bench/load.sh [SECONDS] [CONNECTIONS]      (defaults: 30 s, 64 connections, wrk -t2)
+#   bash bench/load.sh [SECONDS] [CONNECTIONS] [locate|roster]
+#                                   (defaults: 30 s, 64 connections, locate; wrk -t2)
+#
+# `roster` asks for the page listing everyone in one of the demo's five buildings instead
+# (/buildings/{name}: every source's list API, the opt-outs, an audit row per person listed).
 #
 # Needs wrk (Debian: apt install wrk). Builds the release binary unless WHEREIS_BIN names one.
 # Everything listens on 127.0.0.1 only.
@@ -13,6 +17,8 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-30}
 connections=${2:-64}
+target=${3:-locate}
+case "$target" in locate | roster) ;; *) echo "unknown target $target (locate or roster)" >&2; exit 2 ;; esac
 sim_port=${SIM_PORT:-18400}
 api_port=${API_PORT:-18480}
 
@@ -47,7 +53,7 @@ source_entry() { # name kind port username password
     # still reserves one and writes its audit row.
     printf '[privacy]\nrate_limit_per_hour = 1000000\n\n'
     # wrk plays the authenticating proxy: the requester's email in a header, from loopback.
-    printf '[web]\nauth = "proxy"\nheader = "X-Whereis-Requester"\ntrusted_proxies = ["127.0.0.1"]\n'
+    printf '[web]\nauth = "proxy"\nheader = "X-Whereis-Requester"\ntrusted_proxies = ["127.0.0.1"]\nbuilding_roster = true\n'
     source_entry cmx-north cmx $((sim_port + 0)) api sim-north-password
     source_entry cmx-south cmx $((sim_port + 1)) api sim-south-password
     source_entry cmx-legacy cmx-v2 $((sim_port + 2)) admin sim-legacy-password
@@ -64,7 +70,22 @@ for _ in $(seq 100); do
 done
 curl -fsS -H 'X-Whereis-Requester: warmup@example.com' "$base/api/v1/locate?q=jdoe" >/dev/null
 
-cat >"$work/rotate.lua" <<'LUA'
+if [ "$target" = roster ]; then
+    cat >"$work/rotate.lua" <<'LUA'
+-- Each request from one of 1,000 requesters, listing one of the five buildings.
+local paths = {}
+for b, name in ipairs({"Building%205", "Building%209", "Innovation%20Centre", "Tower%20A", "Annex"}) do
+  paths[b] = "/buildings/" .. name
+end
+local n = 0
+request = function()
+  n = n + 1
+  local headers = {["X-Whereis-Requester"] = "user" .. (n % 1000) .. "@example.com"}
+  return wrk.format("GET", paths[n % #paths + 1], headers)
+end
+LUA
+else
+    cat >"$work/rotate.lua" <<'LUA'
 -- Each request from one of 1,000 requesters, asking for one of the office's seven people.
 local people = {"jdoe", "bsmith", "akumar", "mgarcia", "lchen", "oolsen", "tnguyen"}
 local n = 0
@@ -74,6 +95,7 @@ request = function()
   return wrk.format("GET", "/api/v1/locate?q=" .. people[n % #people + 1], headers)
 end
 LUA
+fi
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 echo "resident memory before: $(rss) KiB"
