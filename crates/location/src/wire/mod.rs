@@ -9,6 +9,7 @@ pub mod cmx_v2;
 pub mod cmx_v3;
 pub mod maps;
 pub mod mse;
+pub mod spaces;
 mod time;
 
 use serde::de::DeserializeOwned;
