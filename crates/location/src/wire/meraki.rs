@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::spaces::username_of_identity;
+use super::spaces::{number, username_of_identity};
 use super::{json_body, parse_timestamp, record, record_mac, ParseError, RecordError};
 use crate::model::normalize_mac;
 
@@ -166,16 +166,6 @@ fn latest(locations: Vec<WireLocation>) -> Option<MerakiLocation> {
                 .map(|t| t.timestamp_millis()),
         })
         .max_by_key(|l| l.time_ms.unwrap_or(i64::MIN))
-}
-
-/// A finite number from a JSON number or numeric string.
-fn number(value: Option<&Value>) -> Option<f64> {
-    let n = match value? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }?;
-    n.is_finite().then_some(n)
 }
 
 #[cfg(test)]

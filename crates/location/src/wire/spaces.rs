@@ -219,8 +219,8 @@ fn update(wire: WireUpdate) -> Result<LiveUpdate, ParseError> {
 }
 
 /// A finite number, from a JSON number or a numeric string; `"NaN"`, infinities and anything else
-/// are unknown.
-fn number(value: Option<&Value>) -> Option<f64> {
+/// are unknown (Spaces and Meraki both send positions either way).
+pub(super) fn number(value: Option<&Value>) -> Option<f64> {
     let n = match value? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
