@@ -457,38 +457,13 @@ impl HttpSource {
                 "url {base:?}: scheme must be http or https"
             )));
         }
-        let mut builder = settings
-            .network
-            .http_client_builder()
-            .use_rustls_tls()
-            .user_agent(concat!("whereis/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
-            if certificates.is_empty() {
-                return Err(SourceError::Setup(format!(
-                    "ca_file {}: no PEM certificate in the file",
-                    path.display()
-                )));
-            }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        if settings.insecure_skip_tls_verify {
-            tracing::warn!(
-                source = %settings.name,
-                "TLS certificate verification is OFF for this source (insecure_skip_tls_verify = true)"
-            );
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let client = builder
-            .build()
-            .map_err(|err| SourceError::Setup(error_chain(&err)))?;
+        let client = http_client(
+            &settings.name,
+            &settings.network,
+            settings.timeout,
+            settings.ca_file.as_deref(),
+            settings.insecure_skip_tls_verify,
+        )?;
         let v3_state = match settings.kind {
             SourceKind::Cmx => V3_UNKNOWN,
             SourceKind::CmxV2 | SourceKind::Mse => V3_ABSENT,
@@ -1158,7 +1133,50 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The error and its causes in one line, without the URL (which would repeat the username).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// The HTTP client of one server: the network's route (proxy or direct), rustls, the extra trust
+/// roots of `ca_file`, and certificate checks off only when `insecure_skip_tls_verify` says so
+/// (logged as a warning).
+pub(crate) fn http_client(
+    name: &str,
+    network: &whereis_net::Network,
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+    insecure_skip_tls_verify: bool,
+) -> Result<reqwest::Client, SourceError> {
+    let mut builder = network
+        .http_client_builder()
+        .use_rustls_tls()
+        .user_agent(concat!("whereis/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
+        if certificates.is_empty() {
+            return Err(SourceError::Setup(format!(
+                "ca_file {}: no PEM certificate in the file",
+                path.display()
+            )));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if insecure_skip_tls_verify {
+        tracing::warn!(
+            source = %name,
+            "TLS certificate verification is OFF for this source (insecure_skip_tls_verify = true)"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|err| SourceError::Setup(error_chain(&err)))
+}
+
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {

@@ -1,0 +1,1 @@
+//! Meraki Dashboard API: floor plans (and their expiring image URLs) and the clients list.

@@ -1,0 +1,1 @@
+//! Cisco Spaces: the Firehose stream, map metadata and floor images.
