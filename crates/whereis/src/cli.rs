@@ -542,7 +542,10 @@ async fn check_live_sources(
     let checks = config.live_sources.iter().map(|live| async move {
         let name = live.name().to_owned();
         let Some(store) = store else {
-            return vec![(name, Err("the store is not available to hold its devices".to_owned()))];
+            return vec![(
+                name,
+                Err("the store is not available to hold its devices".to_owned()),
+            )];
         };
         let source = match crate::live::LiveSource::new(live, store.clone()) {
             Ok(source) => source,

@@ -169,7 +169,10 @@ impl Finder {
                 .chain(config.live_sources.iter().map(|l| l.name()))
                 .position(|n| n == name)
         };
-        sources.extend(live.iter().map(|l| Arc::clone(l) as Arc<dyn LocationSource>));
+        sources.extend(
+            live.iter()
+                .map(|l| Arc::clone(l) as Arc<dyn LocationSource>),
+        );
         sources.sort_by_key(|source| order(source.name()));
         let webex = match &config.webex {
             Some(webex) => Some(

@@ -106,12 +106,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         },
     )
     .merge(crate::live::meraki::router(Arc::clone(&live.receivers)));
-    let served = server::serve(
-        listener,
-        routes,
-        async move { stopping.cancelled().await },
-    )
-    .await;
+    let served = server::serve(listener, routes, async move { stopping.cancelled().await }).await;
     stop.cancel();
     live.wind_down(config.server.shutdown_grace).await;
     wind_down(

@@ -150,8 +150,14 @@ pub(super) fn live_source(
         RawKind::Spaces => {
             for (field, present) in [
                 ("network_id", source.network_id.as_ref().map(|v| v.span())),
-                ("validator_env", source.validator_env.as_ref().map(|v| v.span())),
-                ("validator_file", source.validator_file.as_ref().map(|v| v.span())),
+                (
+                    "validator_env",
+                    source.validator_env.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "validator_file",
+                    source.validator_file.as_ref().map(|v| v.span()),
+                ),
                 ("secret_env", source.secret_env.as_ref().map(|v| v.span())),
                 ("secret_file", source.secret_file.as_ref().map(|v| v.span())),
             ] {
@@ -230,17 +236,18 @@ pub(super) fn live_source(
             )
         })?,
     };
-    let origin = match source.origin.as_ref().map(|o| (o.span(), o.get_ref().as_str())) {
+    let origin = match source
+        .origin
+        .as_ref()
+        .map(|o| (o.span(), o.get_ref().as_str()))
+    {
         None => default_origin,
         Some((_, "top-left")) => Origin::TopLeft,
         Some((_, "bottom-left")) => Origin::BottomLeft,
         Some((span, _)) => {
             return Err(r.at(
                 span,
-                format!(
-                    "{}: must be \"top-left\" or \"bottom-left\"",
-                    key("origin")
-                ),
+                format!("{}: must be \"top-left\" or \"bottom-left\"", key("origin")),
             ))
         }
     };
@@ -260,4 +267,158 @@ pub(super) fn live_source(
         origin,
         kind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    const BOTH: &str = r#"
+[[sources]]
+name = "spaces"
+kind = "spaces"
+url = "https://partners.ciscospaces.io"
+api_key_env = "SPACES_KEY"
+
+[[sources]]
+name = "meraki-hq"
+kind = "meraki"
+url = "https://api.meraki.com/api/v1"
+network_id = "L_1"
+api_key_env = "MERAKI_KEY"
+validator_env = "MERAKI_VALIDATOR"
+secret_env = "MERAKI_SECRET"
+priority = 2
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SPACES_KEY" => Some("spaces-key-value".into()),
+            "MERAKI_KEY" => Some("meraki-key-value".into()),
+            "MERAKI_VALIDATOR" => Some("validator-value".into()),
+            "MERAKI_SECRET" => Some("secret-value".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/w.toml"), Path::new("/etc"), &env)
+    }
+
+    #[test]
+    fn spaces_and_meraki_sources_are_read_with_their_defaults() {
+        let config = parse(BOTH).expect("valid");
+        assert!(config.sources.is_empty());
+        assert_eq!(config.live_sources.len(), 2);
+        let spaces = &config.live_sources[0];
+        assert_eq!(spaces.name(), "spaces");
+        assert_eq!(spaces.settings.api_key.expose(), "spaces-key-value");
+        assert_eq!((spaces.unit, spaces.origin), (Unit::Feet, Origin::TopLeft));
+        assert!(matches!(spaces.kind, LiveKind::Spaces));
+        let meraki = &config.live_sources[1];
+        assert_eq!(
+            (meraki.unit, meraki.origin),
+            (Unit::Meter, Origin::BottomLeft)
+        );
+        assert_eq!(meraki.priority, 2);
+        let LiveKind::Meraki(receiver) = &meraki.kind else {
+            panic!("meraki expected");
+        };
+        assert_eq!(receiver.network_id, "L_1");
+        assert_eq!(receiver.validator.expose(), "validator-value");
+        assert_eq!(receiver.secret.expose(), "secret-value");
+        let shown = format!("{config:?}");
+        for secret in [
+            "spaces-key-value",
+            "meraki-key-value",
+            "validator-value",
+            "secret-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in Debug output");
+        }
+    }
+
+    #[test]
+    fn unit_and_origin_can_be_set_per_source() {
+        let text = BOTH.replace(
+            "api_key_env = \"SPACES_KEY\"",
+            "api_key_env = \"SPACES_KEY\"\nunit = \"meter\"\norigin = \"bottom-left\"",
+        );
+        let config = parse(&text).expect("valid");
+        assert_eq!(
+            (config.live_sources[0].unit, config.live_sources[0].origin),
+            (Unit::Meter, Origin::BottomLeft)
+        );
+        let text = BOTH.replace(
+            "priority = 2",
+            "priority = 2\norigin = \"top-left\"\nunit = \"feet\"",
+        );
+        let config = parse(&text).expect("valid");
+        assert_eq!(
+            (config.live_sources[1].unit, config.live_sources[1].origin),
+            (Unit::Feet, Origin::TopLeft)
+        );
+    }
+
+    #[test]
+    fn a_bad_origin_or_unit_names_the_key() {
+        let text = BOTH.replace("priority = 2", "priority = 2\norigin = \"centre\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("sources[1].origin"), "{err}");
+        let text = BOTH.replace("priority = 2", "priority = 2\nunit = \"cubits\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("sources[1].unit"), "{err}");
+    }
+
+    #[test]
+    fn meraki_needs_its_network_validator_and_secret() {
+        for (line, missing) in [
+            ("network_id = \"L_1\"\n", "network_id"),
+            ("validator_env = \"MERAKI_VALIDATOR\"\n", "validator_env"),
+            ("secret_env = \"MERAKI_SECRET\"\n", "secret_env"),
+            ("api_key_env = \"MERAKI_KEY\"\n", "api_key_env"),
+        ] {
+            let err = parse(&BOTH.replace(line, "")).unwrap_err().to_string();
+            assert!(err.contains(missing), "{missing}: {err}");
+        }
+    }
+
+    #[test]
+    fn keys_of_another_kind_are_refused() {
+        let text = BOTH.replace(
+            "api_key_env = \"SPACES_KEY\"",
+            "api_key_env = \"SPACES_KEY\"\nnetwork_id = \"L_1\"",
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("sources[0].network_id"), "{err}");
+        let text = BOTH.replace(
+            "api_key_env = \"SPACES_KEY\"",
+            "api_key_env = \"SPACES_KEY\"\nusername = \"api\"",
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("sources[0].username"), "{err}");
+        let cmx = "[[sources]]\nname = \"c\"\nkind = \"cmx\"\nurl = \"https://c.example\"\nusername = \"api\"\npassword_env = \"SPACES_KEY\"\napi_key_env = \"SPACES_KEY\"\n";
+        let err = parse(cmx).unwrap_err().to_string();
+        assert!(err.contains("sources[0].api_key_env"), "{err}");
+        let cmx = "[[sources]]\nname = \"c\"\nkind = \"cmx\"\nurl = \"https://c.example\"\npassword_env = \"SPACES_KEY\"\n";
+        let err = parse(cmx).unwrap_err().to_string();
+        assert!(err.contains("username"), "{err}");
+    }
+
+    #[test]
+    fn a_name_is_unique_across_every_kind() {
+        let text = BOTH.replace("name = \"meraki-hq\"", "name = \"spaces\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("used by another source"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_key_variable_is_named_without_a_value() {
+        let text = BOTH.replace("SPACES_KEY", "NOT_SET");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("NOT_SET"), "{err}");
+    }
 }

@@ -14,10 +14,10 @@ use whereis_floormap::MapSettings;
 use whereis_location::{Credentials, LocatorSettings, Secret, SourceKind, SourceSettings};
 use whereis_net::{Network, ProxyServer};
 
+use super::live::LiveSourceConfig;
 use super::raw::{
     RawKind, RawLookup, RawMaps, RawNetwork, RawPrivacy, RawServer, RawSource, RawStore, RawWebex,
 };
-use super::live::LiveSourceConfig;
 use super::*;
 use crate::directory::{DirectoryConfig, RawDirectory};
 
@@ -369,10 +369,19 @@ fn one_source(
         .map_err(|msg| r.at(source.url.span(), format!("{}: {msg}", key("url"))))?;
     for (field, span) in [
         ("api_key_env", source.api_key_env.as_ref().map(|v| v.span())),
-        ("api_key_file", source.api_key_file.as_ref().map(|v| v.span())),
+        (
+            "api_key_file",
+            source.api_key_file.as_ref().map(|v| v.span()),
+        ),
         ("network_id", source.network_id.as_ref().map(|v| v.span())),
-        ("validator_env", source.validator_env.as_ref().map(|v| v.span())),
-        ("validator_file", source.validator_file.as_ref().map(|v| v.span())),
+        (
+            "validator_env",
+            source.validator_env.as_ref().map(|v| v.span()),
+        ),
+        (
+            "validator_file",
+            source.validator_file.as_ref().map(|v| v.span()),
+        ),
         ("secret_env", source.secret_env.as_ref().map(|v| v.span())),
         ("secret_file", source.secret_file.as_ref().map(|v| v.span())),
         ("unit", source.unit.as_ref().map(|v| v.span())),

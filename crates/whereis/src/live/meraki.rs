@@ -158,7 +158,9 @@ pub fn router(receivers: Arc<Receivers>) -> Router {
     Router::new()
         .route(
             "/ingest/meraki/{source}",
-            get(validator).post(post).layer(DefaultBodyLimit::max(POST_LIMIT)),
+            get(validator)
+                .post(post)
+                .layer(DefaultBodyLimit::max(POST_LIMIT)),
         )
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -167,7 +169,10 @@ pub fn router(receivers: Arc<Receivers>) -> Router {
         .with_state(receivers)
 }
 
-async fn validator(State(receivers): State<Arc<Receivers>>, Path(source): Path<String>) -> Response {
+async fn validator(
+    State(receivers): State<Arc<Receivers>>,
+    Path(source): Path<String>,
+) -> Response {
     match receivers.get(&source) {
         Some(receiver) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -214,7 +219,10 @@ async fn post(
             continue;
         };
         if receiver.writer.send(change).await.is_err() {
-            return (StatusCode::SERVICE_UNAVAILABLE, "the live table is not available\n")
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the live table is not available\n",
+            )
                 .into_response();
         }
         written += 1;

@@ -48,9 +48,9 @@ impl LiveClient {
     /// Builds the client of one configured source.
     pub fn new(config: &LiveSourceConfig) -> Result<LiveClient, SourceError> {
         Ok(match &config.kind {
-            LiveKind::Spaces => LiveClient::Spaces(Arc::new(SpacesClient::new(
-                config.settings.clone(),
-            )?)),
+            LiveKind::Spaces => {
+                LiveClient::Spaces(Arc::new(SpacesClient::new(config.settings.clone())?))
+            }
             LiveKind::Meraki(receiver) => LiveClient::Meraki(Arc::new(MerakiDashboard::new(
                 config.settings.clone(),
                 &receiver.network_id,
@@ -195,10 +195,7 @@ impl LocationSource for LiveSource {
                 .await
                 .map_err(|err| SourceError::Status(format!("live table: {err}")))?;
             let newest = match summary.newest_last_seen_ms {
-                Some(ms) => format!(
-                    ", newest fix {} s old",
-                    (now_ms() - ms).max(0) / 1000
-                ),
+                Some(ms) => format!(", newest fix {} s old", (now_ms() - ms).max(0) / 1000),
                 None => String::new(),
             };
             Ok(Probe {
@@ -303,7 +300,10 @@ impl Running {
     pub async fn wind_down(self, limit: Duration) {
         let all = futures::future::join_all(self.consumers);
         if tokio::time::timeout(limit, all).await.is_err() {
-            tracing::warn!("live streams still winding down after {} ms", limit.as_millis());
+            tracing::warn!(
+                "live streams still winding down after {} ms",
+                limit.as_millis()
+            );
         }
     }
 }
@@ -347,7 +347,12 @@ pub fn start(
                     Arc::clone(&watch),
                     stop.clone(),
                 ));
-                spaces::report(name.clone(), Arc::clone(&watch), Arc::clone(health), stop.clone());
+                spaces::report(
+                    name.clone(),
+                    Arc::clone(&watch),
+                    Arc::clone(health),
+                    stop.clone(),
+                );
                 streams.push((name, watch));
             }
             (_, LiveClient::Meraki(_)) => {}
@@ -374,7 +379,10 @@ pub fn spawn_purge(store: Store, max_age: Duration, stop: CancellationToken) {
                 _ = every.tick() => {}
                 () = stop.cancelled() => return,
             }
-            match store.purge_live_before(now_ms().saturating_sub(max_age_ms)).await {
+            match store
+                .purge_live_before(now_ms().saturating_sub(max_age_ms))
+                .await
+            {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "live devices past max_age purged"),
                 Err(err) => tracing::warn!(error = %err, "purging the live table failed"),

@@ -65,7 +65,17 @@ pub fn spawn(
             };
             tracing::info!(source = %name, "leading the Spaces Firehose stream");
             watch.leading.store(true, Ordering::Relaxed);
-            let outcome = lead_stream(&name, &client, &options, &store, &writer, &watch.status, &mut leadership, &stop).await;
+            let outcome = lead_stream(
+                &name,
+                &client,
+                &options,
+                &store,
+                &writer,
+                &watch.status,
+                &mut leadership,
+                &stop,
+            )
+            .await;
             watch.leading.store(false, Ordering::Relaxed);
             leadership.release().await;
             match outcome {
@@ -155,7 +165,8 @@ async fn lead_stream(
                 break;
             }
         }
-        written_up_to = Some(written_up_to.map_or(record.timestamp_ms, |t| t.max(record.timestamp_ms)));
+        written_up_to =
+            Some(written_up_to.map_or(record.timestamp_ms, |t| t.max(record.timestamp_ms)));
     }
     save_position(name, &position, store, writer, written_up_to, &mut saved).await;
     outcome
