@@ -81,6 +81,13 @@ impl Receiver {
         }
     }
 
+    /// Counts a refused post.
+    fn refuse(&self, result: &'static str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::MERAKI_POSTS, "source" => self.name.clone(), "result" => result)
+            .increment(1);
+    }
+
     /// Whether `given` is the configured secret. Both sides are hashed first, so the comparison
     /// takes the same time whatever the lengths.
     fn secret_matches(&self, given: Option<&str>) -> bool {
@@ -194,18 +201,18 @@ async fn post(
     let parsed = match parse_scanning(&body) {
         Ok(parsed) => parsed,
         Err(err) => {
-            receiver.refused.fetch_add(1, Ordering::Relaxed);
+            receiver.refuse("malformed");
             tracing::warn!(source = %receiver.name, error = %err, "Meraki post refused: not a Scanning API v3 body");
             return (StatusCode::BAD_REQUEST, "not a Scanning API v3 post\n").into_response();
         }
     };
     if !receiver.secret_matches(parsed.secret.as_deref()) {
-        receiver.refused.fetch_add(1, Ordering::Relaxed);
+        receiver.refuse("wrong_secret");
         tracing::warn!(source = %receiver.name, "Meraki post refused: wrong or missing secret");
         return (StatusCode::FORBIDDEN, "wrong secret\n").into_response();
     }
     if parsed.network_id != receiver.network_id {
-        receiver.refused.fetch_add(1, Ordering::Relaxed);
+        receiver.refuse("other_network");
         tracing::warn!(source = %receiver.name, network = %parsed.network_id.chars().take(64).collect::<String>(), "Meraki post refused: from another network");
         return (StatusCode::FORBIDDEN, "not this source's network\n").into_response();
     }
@@ -228,6 +235,8 @@ async fn post(
         written += 1;
     }
     receiver.accepted.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(crate::metrics::MERAKI_POSTS, "source" => receiver.name.clone(), "result" => "stored")
+        .increment(1);
     receiver.observations.fetch_add(written, Ordering::Relaxed);
     receiver.last_post_ms.store(now_ms, Ordering::Relaxed);
     StatusCode::NO_CONTENT.into_response()

@@ -250,6 +250,11 @@ pub fn report(name: String, watch: Arc<StreamWatch>, health: Arc<Health>, stop: 
             }
             let (state, detail) = describe(&watch, super::now_ms());
             health.set_stream(&stream, state, detail);
+            let connected = state == "connected" || state == "lagging";
+            metrics::gauge!(crate::metrics::SPACES_CONNECTED, "source" => name.clone())
+                .set(if connected { 1.0 } else { 0.0 });
+            metrics::counter!(crate::metrics::SPACES_RECORDS, "source" => name.clone())
+                .absolute(watch.status.records_seen());
         }
     });
 }
