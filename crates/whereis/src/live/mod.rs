@@ -96,6 +96,9 @@ pub struct LiveSource {
     origin: Origin,
     store: Store,
     client: LiveClient,
+    /// The Spaces stream's state, once this instance runs it (`serve`): probes then read it
+    /// instead of opening another stream.
+    stream: std::sync::OnceLock<Arc<spaces::StreamWatch>>,
 }
 
 impl LiveSource {
@@ -109,6 +112,7 @@ impl LiveSource {
             origin: config.origin,
             store,
             client: LiveClient::new(config)?,
+            stream: std::sync::OnceLock::new(),
         })
     }
 
@@ -188,7 +192,10 @@ impl LocationSource for LiveSource {
 
     fn probe(&self) -> BoxFuture<'_, Result<Probe, SourceError>> {
         Box::pin(async move {
-            let probe = self.client.probe().await?;
+            let probe = match self.stream.get() {
+                Some(watch) => spaces::probe(watch, now_ms())?,
+                None => self.client.probe().await?,
+            };
             let summary = self
                 .store
                 .live_summary(&self.name)
@@ -337,7 +344,7 @@ pub fn start(
                 receivers.insert(receiver);
             }
             (_, LiveClient::Spaces(client)) => {
-                let watch = Arc::new(spaces::StreamWatch::default());
+                let watch = Arc::clone(source.stream.get_or_init(Default::default));
                 consumers.push(spaces::spawn(
                     name.clone(),
                     Arc::clone(client),

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use whereis_location::live::spaces::{FirehoseOptions, FirehoseStatus, SpacesClient, StreamState};
 use whereis_location::wire::spaces::{FirehoseEvent, FirehoseRecord};
-use whereis_location::{SourceError, Unit};
+use whereis_location::{Api, Probe, SourceError, Unit};
 use whereis_store::{LiveChange, LiveDevice, LiveWriter, Store};
 
 use crate::health::Health;
@@ -111,8 +111,10 @@ async fn lead_stream(
     stop: &CancellationToken,
 ) -> Outcome {
     let position = position_name(name);
+    // Records reach the stream out of order across its partitions: a takeover replays a margin
+    // before the last record written (upserts are idempotent and never move a device back).
     let start_from = match store.position(&position).await {
-        Ok(from) => from,
+        Ok(from) => from.map(|ms| ms.saturating_sub(options.replay_margin.as_millis().try_into().unwrap_or(i64::MAX))),
         Err(err) => {
             tracing::warn!(source = %name, error = %err, "cannot read the stream position: starting from live records");
             None
@@ -234,6 +236,20 @@ pub(crate) fn unit_name(unit: Unit) -> &'static str {
     match unit {
         Unit::Feet => "FEET",
         Unit::Meter => "METER",
+    }
+}
+
+/// The probe of a source whose stream this instance runs: fine while it streams (or another
+/// instance does), failing while it reconnects or the key is refused.
+pub(crate) fn probe(watch: &StreamWatch, now_ms: i64) -> Result<Probe, SourceError> {
+    let (state, detail) = describe(watch, now_ms);
+    let detail = detail.unwrap_or_default();
+    match state {
+        "connected" | "standby" => Ok(Probe {
+            api: Api::Spaces,
+            detail: format!("stream {state}: {detail}"),
+        }),
+        _ => Err(SourceError::Status(format!("stream {state}: {detail}"))),
     }
 }
 
