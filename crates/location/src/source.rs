@@ -268,7 +268,7 @@ pub trait LocationSource: Send + Sync {
 /// Largest answer body accepted: a client list for one user is small; a map image is not fetched here.
 const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Largest floor image accepted (real plans are a few MB; 10,000 px PNGs can reach tens of MB).
-const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
+pub(crate) const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
 /// Path prefix of CMX floor images.
 pub const CMX_IMAGE_PATH: &str = "/api/config/v1/maps/imagesource/";
 /// Path prefix of MSE floor images.
@@ -586,24 +586,9 @@ impl HttpSource {
             status if !status.is_success() => return Err(SourceError::Status(status.to_string())),
             _ => {}
         }
-        let mut response = response;
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > max_body {
-                        return Err(SourceError::TooLarge(max_body));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(err) if err.is_timeout() => {
-                    return Err(SourceError::Timeout(timeout.as_millis()))
-                }
-                Err(err) => return Err(SourceError::Truncated(error_chain(&err))),
-            }
-        }
-        Ok(Fetched::Body(body))
+        read_body(response, max_body, timeout)
+            .await
+            .map(Fetched::Body)
     }
 
     fn client_query(path: &str, identity: &str) -> String {
@@ -1100,9 +1085,32 @@ impl LocationSource for HttpSource {
     }
 }
 
+/// Reads a response body of at most `max_body` bytes: a longer one is [`SourceError::TooLarge`], a
+/// broken one [`SourceError::Truncated`].
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    max_body: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, SourceError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max_body {
+                    return Err(SourceError::TooLarge(max_body));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(err) if err.is_timeout() => return Err(SourceError::Timeout(timeout.as_millis())),
+            Err(err) => return Err(SourceError::Truncated(error_chain(&err))),
+        }
+    }
+}
+
 /// `value` as one URL path segment, percent-encoded. Dot segments are refused: URL parsers resolve
 /// them away (`…/imagesource/..` would ask for another resource), encoded or not.
-fn path_segment(value: &str) -> Result<String, SourceError> {
+pub(crate) fn path_segment(value: &str) -> Result<String, SourceError> {
     if value.is_empty() || crate::locator::names_a_dot_segment(value) {
         return Err(SourceError::Invalid(format!(
             "{:?} cannot be sent in a URL path",
@@ -1112,7 +1120,7 @@ fn path_segment(value: &str) -> Result<String, SourceError> {
     Ok(utf8_percent_encode(value, PATH_SEGMENT).to_string())
 }
 
-fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
+pub(crate) fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
     if err.is_timeout() {
         SourceError::Timeout(timeout.as_millis())
     } else if err.is_connect() {

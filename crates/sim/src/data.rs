@@ -117,6 +117,8 @@ pub(crate) struct ServerData {
     pub kind: ServerKind,
     pub world: Arc<World>,
     pub clients: Vec<Client>,
+    /// A Meraki server's network state.
+    pub meraki: Option<Arc<crate::meraki::MerakiState>>,
 }
 
 impl ServerData {
@@ -171,6 +173,7 @@ impl ServerData {
             kind,
             world,
             clients,
+            meraki: crate::meraki::MerakiState::for_server(scenario, server).map(Arc::new),
         }
     }
 

@@ -175,6 +175,7 @@ mod cmx;
 mod data;
 mod floorplan;
 mod maps;
+pub mod meraki;
 mod mse;
 pub mod oidc;
 pub mod proxy;
@@ -182,6 +183,7 @@ mod scenario;
 mod server;
 pub mod webex;
 
+pub use meraki::{ImageRequest, MerakiHandle, PushReport};
 pub use oidc::{OidcDouble, OidcPerson, OidcRequest};
 pub use proxy::{ForwardProxy, ProxiedRequest, ProxyCredentials, ProxyOptions};
 pub use scenario::{
@@ -245,6 +247,15 @@ pub enum SimError {
     /// The OpenID Connect provider double could not make its signing keys.
     #[error("cannot start the OpenID Connect provider double: {0}")]
     Key(String),
+    /// The Meraki double's pusher posted nothing (no receiver, failed validator handshake, no
+    /// connection).
+    #[error("Meraki push to {url:?} not done: {message}")]
+    Push {
+        /// The receiver URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// `first_port` + the number of servers does not fit in a port number.
     #[error("port {first_port} + {count} servers is beyond 65535")]
     PortRange {

@@ -40,15 +40,19 @@ pub enum ServerKind {
     /// MSE 8.x Context Aware API (`"mse"`).
     #[serde(rename = "mse")]
     Mse,
+    /// A Meraki network: Dashboard API, floor images, Scanning API v3 pushes (`"meraki"`).
+    #[serde(rename = "meraki")]
+    Meraki,
 }
 
 impl ServerKind {
-    /// The name used in scenario files: `cmx`, `cmx-v2` or `mse`.
+    /// The name used in scenario files: `cmx`, `cmx-v2`, `mse` or `meraki`.
     pub fn as_str(self) -> &'static str {
         match self {
             ServerKind::Cmx => "cmx",
             ServerKind::CmxV2 => "cmx-v2",
             ServerKind::Mse => "mse",
+            ServerKind::Meraki => "meraki",
         }
     }
 }
@@ -74,6 +78,21 @@ pub struct ServerSpec {
     /// The fault it starts with.
     #[serde(default)]
     pub fault: Fault,
+    /// Meraki: the network id (default: the server name).
+    #[serde(default)]
+    pub network_id: Option<String>,
+    /// Meraki: the text the receiver must answer to the validator GET (default `sim-validator`).
+    #[serde(default)]
+    pub validator: Option<String>,
+    /// Meraki: the secret the Scanning API posts carry (default `sim-secret`).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Meraki: the receiver URL the pusher posts to (loopback only).
+    #[serde(default)]
+    pub push_to: Option<String>,
+    /// Meraki: push every this many milliseconds (default: only on demand).
+    #[serde(default)]
+    pub push_interval_ms: Option<u64>,
 }
 
 /// A misbehaviour injected into every request to a server.
@@ -410,6 +429,7 @@ impl Scenario {
             if s.username.is_empty() || s.username.contains(':') {
                 p.push(format!("{at}: username must be non-empty and without ':'"));
             }
+            crate::meraki::check_server(&mut p, &at, s);
         }
 
         let mut campus_names = HashSet::new();

@@ -119,6 +119,7 @@ impl Simulator {
                 spec.kind,
                 world.clone(),
             ));
+            tasks.extend(crate::meraki::start(&data, ip, addr).await?);
             let shared = Arc::new(Shared::new(spec, data));
             tracing::info!(server = %spec.name, kind = %spec.kind, %addr, "simulated server listening");
             tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
@@ -258,6 +259,11 @@ impl ServerHandle {
         lock(&self.shared.log).iter().cloned().collect()
     }
 
+    /// The Meraki network's controls, for a `meraki` server.
+    pub fn meraki(&self) -> Option<crate::meraki::MerakiHandle> {
+        self.shared.meraki.clone()
+    }
+
     /// Waits until at least `n` requests have been received (for tests: no sleeping).
     pub async fn wait_for_requests(&self, n: u64) {
         loop {
@@ -287,6 +293,7 @@ struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     notify: Notify,
     router: Router,
+    meraki: Option<crate::meraki::MerakiHandle>,
 }
 
 impl Shared {
@@ -303,6 +310,13 @@ impl Shared {
             peers: Mutex::new(Vec::new()),
             log: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
+            meraki: data
+                .meraki
+                .clone()
+                .map(|state| crate::meraki::MerakiHandle {
+                    data: data.clone(),
+                    state,
+                }),
             router: router(data),
         }
     }
@@ -344,6 +358,9 @@ impl Shared {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
+        if self.kind == ServerKind::Meraki {
+            return crate::meraki::bearer_ok(headers, &self.password);
+        }
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -370,6 +387,7 @@ impl Shared {
         match self.kind {
             ServerKind::Mse => "Basic realm=\"Cisco MSE\"",
             ServerKind::Cmx | ServerKind::CmxV2 => "Basic realm=\"Cisco CMX\"",
+            ServerKind::Meraki => "Bearer realm=\"Meraki Dashboard API\"",
         }
     }
 }
@@ -412,6 +430,7 @@ fn router(data: Arc<ServerData>) -> Router {
                 "/api/contextaware/v1/maps/imagesource/{image}",
                 get(maps::image_source),
             ),
+        ServerKind::Meraki => crate::meraki::routes(),
     };
     router
         .fallback(|| async { StatusCode::NOT_FOUND })
