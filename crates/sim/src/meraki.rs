@@ -797,6 +797,16 @@ impl MerakiHandle {
         lock(&self.state.knobs).validator = validator.to_owned();
     }
 
+    /// The validator text the receiver must answer.
+    pub fn validator(&self) -> String {
+        lock(&self.state.knobs).validator.clone()
+    }
+
+    /// The secret the posts carry.
+    pub fn secret(&self) -> String {
+        lock(&self.state.knobs).secret.clone()
+    }
+
     /// The secret the posts carry (e.g. a wrong one).
     pub fn set_secret(&self, secret: &str) {
         lock(&self.state.knobs).secret = secret.to_owned();

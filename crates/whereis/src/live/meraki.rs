@@ -33,7 +33,7 @@ use crate::health::Health;
 pub const POST_LIMIT: usize = 16 * 1024 * 1024;
 /// How long answering one post may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the client list is read, while posts without `userId` arrive.
+/// The client list is read at most this often (when posts without `userId` arrive).
 const CLIENTS_POLL: Duration = Duration::from_secs(120);
 /// The window of the client list asked for (`timespan`).
 const CLIENTS_TIMESPAN: Duration = Duration::from_secs(900);
@@ -52,6 +52,8 @@ pub struct Receiver {
     users: RwLock<HashMap<String, String>>,
     /// A post had observations without `userId` since the last client list was read.
     wants_users: AtomicBool,
+    /// Wakes the client-list poll.
+    users_wanted: tokio::sync::Notify,
     /// Posts stored.
     pub accepted: AtomicU64,
     /// Posts refused (wrong secret, other network, malformed).
@@ -74,6 +76,7 @@ impl Receiver {
             writer,
             users: RwLock::new(HashMap::new()),
             wants_users: AtomicBool::new(false),
+            users_wanted: tokio::sync::Notify::new(),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             observations: AtomicU64::new(0),
@@ -102,7 +105,9 @@ impl Receiver {
         let (identity, username) = match (observation.identity, observation.username) {
             (Some(identity), Some(username)) => (Some(identity), Some(username)),
             _ => {
-                self.wants_users.store(true, Ordering::Relaxed);
+                if !self.wants_users.swap(true, Ordering::Relaxed) {
+                    self.users_wanted.notify_one();
+                }
                 let known = self
                     .users
                     .read()
@@ -242,30 +247,35 @@ async fn post(
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Reads the client list now and then, while posts without `userId` arrive, until `stop`.
+/// Reads the client list when posts without `userId` arrive — at once the first time, then at most
+/// every [`CLIENTS_POLL`] — until `stop`.
 pub fn spawn_user_poll(
     receiver: Arc<Receiver>,
     dashboard: Arc<MerakiDashboard>,
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(CLIENTS_POLL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
-                _ = every.tick() => {}
+                () = receiver.users_wanted.notified() => {}
                 () = stop.cancelled() => return,
             }
-            if !receiver.wants_users.swap(false, Ordering::Relaxed) {
-                continue;
+            if let Some(at) = last_read {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at + CLIENTS_POLL) => {}
+                    () = stop.cancelled() => return,
+                }
             }
+            last_read = Some(tokio::time::Instant::now());
+            receiver.wants_users.store(false, Ordering::Relaxed);
             match dashboard.client_users(CLIENTS_TIMESPAN).await {
                 Ok(users) => {
+                    tracing::debug!(source = %receiver.name, clients = users.len(), "Meraki client list read");
                     *receiver.users.write().unwrap_or_else(|e| e.into_inner()) = users;
                 }
                 Err(err) => {
                     tracing::warn!(source = %receiver.name, error = %err, "cannot read the Meraki client list: observations without userId stay unnamed");
-                    receiver.wants_users.store(true, Ordering::Relaxed);
                 }
             }
         }

@@ -367,12 +367,29 @@ pub fn start(
     }
     if !sources.is_empty() {
         spawn_purge(store.clone(), max_age, stop.clone());
+        spawn_writer_metrics(writer, stop.clone());
     }
     Running {
         receivers: Arc::new(receivers),
         streams,
         consumers,
     }
+}
+
+/// Copies the writer's counters to `/metrics` every few seconds, until `stop`.
+fn spawn_writer_metrics(writer: whereis_store::LiveWriter, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let stats = writer.stats();
+            metrics::counter!(crate::metrics::LIVE_CHANGES).absolute(stats.changes_committed);
+            metrics::counter!(crate::metrics::LIVE_BATCH_FAILURES).absolute(stats.batches_failed);
+        }
+    });
 }
 
 /// Deletes rows older than `max_age` now and then every minute, until `stop`.
