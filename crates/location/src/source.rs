@@ -268,7 +268,7 @@ pub trait LocationSource: Send + Sync {
 /// Largest answer body accepted: a client list for one user is small; a map image is not fetched here.
 const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Largest floor image accepted (real plans are a few MB; 10,000 px PNGs can reach tens of MB).
-const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
+pub(crate) const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
 /// Path prefix of CMX floor images.
 pub const CMX_IMAGE_PATH: &str = "/api/config/v1/maps/imagesource/";
 /// Path prefix of MSE floor images.
@@ -1102,7 +1102,7 @@ impl LocationSource for HttpSource {
 
 /// `value` as one URL path segment, percent-encoded. Dot segments are refused: URL parsers resolve
 /// them away (`…/imagesource/..` would ask for another resource), encoded or not.
-fn path_segment(value: &str) -> Result<String, SourceError> {
+pub(crate) fn path_segment(value: &str) -> Result<String, SourceError> {
     if value.is_empty() || crate::locator::names_a_dot_segment(value) {
         return Err(SourceError::Invalid(format!(
             "{:?} cannot be sent in a URL path",
@@ -1112,7 +1112,7 @@ fn path_segment(value: &str) -> Result<String, SourceError> {
     Ok(utf8_percent_encode(value, PATH_SEGMENT).to_string())
 }
 
-fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
+pub(crate) fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
     if err.is_timeout() {
         SourceError::Timeout(timeout.as_millis())
     } else if err.is_connect() {

@@ -117,6 +117,8 @@ pub(crate) struct ServerData {
     pub kind: ServerKind,
     pub world: Arc<World>,
     pub clients: Vec<Client>,
+    /// The Firehose of a Spaces server.
+    pub spaces: Option<crate::spaces::Hub>,
 }
 
 impl ServerData {
@@ -171,6 +173,7 @@ impl ServerData {
             kind,
             world,
             clients,
+            spaces: (kind == ServerKind::Spaces).then(|| crate::spaces::Hub::new(scenario, server)),
         }
     }
 

@@ -119,6 +119,9 @@ impl Simulator {
                 spec.kind,
                 world.clone(),
             ));
+            if data.spaces.is_some() {
+                tasks.push(tokio::spawn(crate::spaces::generate(data.clone())));
+            }
             let shared = Arc::new(Shared::new(spec, data));
             tracing::info!(server = %spec.name, kind = %spec.kind, %addr, "simulated server listening");
             tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
@@ -270,6 +273,11 @@ impl ServerHandle {
             notified.await;
         }
     }
+
+    /// The data behind the server's endpoints.
+    pub(crate) fn data(&self) -> &ServerData {
+        &self.shared.data
+    }
 }
 
 /// State of one server, shared by its handle and its connections.
@@ -286,6 +294,7 @@ struct Shared {
     peers: Mutex<Vec<IpAddr>>,
     log: Mutex<VecDeque<RecordedRequest>>,
     notify: Notify,
+    data: Arc<ServerData>,
     router: Router,
 }
 
@@ -303,6 +312,7 @@ impl Shared {
             peers: Mutex::new(Vec::new()),
             log: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
+            data: data.clone(),
             router: router(data),
         }
     }
@@ -344,6 +354,9 @@ impl Shared {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
+        if self.kind == ServerKind::Spaces {
+            return crate::spaces::authorized(headers, &self.password);
+        }
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -370,6 +383,7 @@ impl Shared {
         match self.kind {
             ServerKind::Mse => "Basic realm=\"Cisco MSE\"",
             ServerKind::Cmx | ServerKind::CmxV2 => "Basic realm=\"Cisco CMX\"",
+            ServerKind::Spaces => "X-API-KEY realm=\"Cisco Spaces\"",
         }
     }
 }
@@ -412,6 +426,7 @@ fn router(data: Arc<ServerData>) -> Router {
                 "/api/contextaware/v1/maps/imagesource/{image}",
                 get(maps::image_source),
             ),
+        ServerKind::Spaces => crate::spaces::router(),
     };
     router
         .fallback(|| async { StatusCode::NOT_FOUND })

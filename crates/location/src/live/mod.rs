@@ -48,7 +48,6 @@ impl fmt::Debug for LiveSettings {
 
 impl LiveSettings {
     /// The HTTP client for this service (route, TLS settings, timeouts).
-    #[allow(dead_code)]
     pub(crate) fn http_client(&self) -> Result<reqwest::Client, crate::SourceError> {
         crate::source::http_client(
             &self.name,
