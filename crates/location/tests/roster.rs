@@ -716,6 +716,9 @@ async fn the_demo_office_has_a_building_5_roster_from_both_cmx_servers() {
                 whereis_sim::ServerKind::CmxV2 => SourceKind::CmxV2,
                 whereis_sim::ServerKind::Mse => SourceKind::Mse,
                 whereis_sim::ServerKind::Meraki => unreachable!("the demo has no Meraki server"),
+                whereis_sim::ServerKind::Spaces => {
+                    unreachable!("no Spaces server in this scenario")
+                }
             };
             source(&sim, server.name(), kind, ListPaging::default()) as Arc<dyn LocationSource>
         })

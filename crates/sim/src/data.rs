@@ -119,6 +119,8 @@ pub(crate) struct ServerData {
     pub clients: Vec<Client>,
     /// A Meraki server's network state.
     pub meraki: Option<Arc<crate::meraki::MerakiState>>,
+    /// The Firehose of a Spaces server.
+    pub spaces: Option<crate::spaces::Hub>,
 }
 
 impl ServerData {
@@ -174,6 +176,7 @@ impl ServerData {
             world,
             clients,
             meraki: crate::meraki::MerakiState::for_server(scenario, server).map(Arc::new),
+            spaces: (kind == ServerKind::Spaces).then(|| crate::spaces::Hub::new(scenario, server)),
         }
     }
 

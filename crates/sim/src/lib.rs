@@ -1,5 +1,5 @@
-//! Simulated Cisco wireless location servers (CMX 10.x v2/v3 and MSE 8.x) and a Webex API double, for tests
-//! and demos.
+//! Simulated Cisco wireless location servers (CMX 10.x v2/v3, MSE 8.x, Cisco Spaces) and a Webex API double,
+//! for tests and demos.
 //!
 //! The simulator speaks the **real wire formats** (as recorded in `crates/location/tests/fixtures`) over
 //! real HTTP/1.1 on loopback ports, driven by a [`Scenario`], with per-server [`Fault`] injection. It depends on
@@ -28,6 +28,8 @@
 //!   and floor images `.../maps/imagesource/{image}` (CMX and MSE).
 //! - `floorplan` — a generated floor-plan PNG (no dependencies) for the image endpoints.
 //! - `data` — the per-server view of the scenario and the wire timestamp format.
+//! - `spaces` — Cisco Spaces: the Firehose stream `GET /api/partners/v1/firehose/events`, map metadata
+//!   `GET /api/partners/v1/maps/{mapId}` and images `.../maps/{mapId}/image`, and its test controls.
 //! - `webex` — [`WebexDouble`], the Webex API double (see below): `webex/mod.rs` (the double, its state and
 //!   public methods), `webex/rest.rs` (router, bearer gate, `/v1` endpoints), `webex/devices.rs` (U2C
 //!   catalog, device service), `webex/mercury.rs` (websocket, activities, conversation lookup),
@@ -42,6 +44,7 @@
 //! | `cmx` | v2 clients, v3 clients, map configuration, floor images |
 //! | `cmx-v2` | v2 clients, map configuration, floor images; any `/api/location/v3/` path answers 404 |
 //! | `mse` | single client by user (object, or array when the user has several devices), client list (paged), floor images |
+//! | `spaces` | Firehose stream (NDJSON), map metadata, map images; see below |
 //!
 //! Client lists: v2 `GET /api/location/v2/clients?page=N&pageSize=M` pages (from 1; 204 past the
 //! end; without either parameter, every client); v3 `GET /api/location/v3/clients` never pages but
@@ -51,7 +54,7 @@
 //! `{"Locations": {totalPages, currentPage, pageSize, entries}}`. Faults apply to them as to every
 //! request; [`ServerHandle::set_page_fault`] gives one page of a list a fault of its own.
 //!
-//! Every endpoint needs HTTP Basic auth with the server's username and password (else 401 with
+//! Every endpoint of the CMX and MSE kinds needs HTTP Basic auth with the server's username and password (else 401 with
 //! `WWW-Authenticate`). [`ServerHandle::peers`] lists the peer IP of every accepted connection. A query matches a device's `identity` exactly (case-sensitive). CMX answers 204 with
 //! an empty body when nobody matches; MSE answers 404. Unknown paths answer 404.
 //!
@@ -60,9 +63,11 @@
 //! ```toml
 //! [[servers]]
 //! name = "cmx-north"            # unique
-//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse
-//! username = "api"              # HTTP Basic credentials the server demands
-//! password = "sim-password"
+//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse | spaces
+//! username = "api"              # HTTP Basic credentials the server demands (spaces: not used)
+//! password = "sim-password"      # spaces: the API key demanded in X-API-KEY
+//! interval_ms = 1000            # spaces only, optional: time between two rounds of location updates
+//! keepalive_ms = 15000          # spaces only, optional: time between two KEEP_ALIVE records
 //! fault = "none"                # optional: none | hang | http500 | unauthorized | malformed-json |
 //!                               # truncated-body | connection-reset | no-content | { latency_ms = 20 }
 //!
@@ -107,6 +112,31 @@
 //! Names must not contain `>`; a floor is referred to by `Campus>Building>Floor`. The same MAC may appear
 //! in several device entries (e.g. one seen by two servers with different `last_heard_seconds`) as long as
 //! no server sees it twice.
+//!
+//! # Cisco Spaces double
+//! A `spaces` server demands `X-API-KEY` = its `password` (else 401) and serves:
+//! - `GET /api/partners/v1/firehose/events[?fromTimestamp=ms]`: chunked NDJSON that never ends by itself.
+//!   With `fromTimestamp` > 0 it first replays the kept records (the last 10,000) stamped at or after it;
+//!   then every `interval_ms` one `DEVICE_LOCATION_UPDATE` per device that lists the server (shaped like
+//!   the published sample; `rawUserId` = the device's identity; a moving device takes its next stop each
+//!   round) and every `keepalive_ms` a `KEEP_ALIVE`.
+//! - `GET /api/partners/v1/maps/{mapId}` → `{"mapId", "imageWidth", "imageHeight", "dimension": {"length",
+//!   "width", "height", "offsetX", "offsetY"}}`: `length` is the floor's x extent (`width` in the
+//!   scenario), `width` its y extent (`length`); `GET /api/partners/v1/maps/{mapId}/image` → the plan.
+//!
+//! A floor's `mapId` is `map-{floor_ref_id}`, its `locationId` `location-{floor_ref_id}`. Test controls on
+//! [`ServerHandle`]: [`emit_now`](ServerHandle::emit_now), [`emit_keepalive`](ServerHandle::emit_keepalive),
+//! [`exit_device`](ServerHandle::exit_device), [`send_raw_line`](ServerHandle::send_raw_line),
+//! [`disconnect_streams`](ServerHandle::disconnect_streams),
+//! [`set_duplicate_records`](ServerHandle::set_duplicate_records), [`set_silent`](ServerHandle::set_silent),
+//! [`set_blank_map_ids`](ServerHandle::set_blank_map_ids),
+//! [`reject_next_streams`](ServerHandle::reject_next_streams) (429 with `Retry-After`),
+//! [`set_update_interval`](ServerHandle::set_update_interval),
+//! [`set_keepalive_interval`](ServerHandle::set_keepalive_interval); introspection:
+//! [`spaces_records`](ServerHandle::spaces_records), [`open_streams`](ServerHandle::open_streams),
+//! [`streams_opened`](ServerHandle::streams_opened), [`wait_for_open_streams`](ServerHandle::wait_for_open_streams),
+//! [`wait_for_streams_opened`](ServerHandle::wait_for_streams_opened). [`Fault`]s apply as to every server
+//! (`Fault::Unauthorized` → 401).
 //!
 //! # Webex API double
 //! [`WebexDouble`] stands in for `https://webexapis.com/v1` (use [`WebexDouble::base_url`]) on a loopback
@@ -181,6 +211,7 @@ pub mod oidc;
 pub mod proxy;
 mod scenario;
 mod server;
+mod spaces;
 pub mod webex;
 
 pub use meraki::{ImageRequest, MerakiHandle, PushReport};
@@ -191,6 +222,7 @@ pub use scenario::{
     ServerKind, ServerSpec, Unit,
 };
 pub use server::{RecordedRequest, ServerHandle, Simulator};
+pub use spaces::{SpacesRecord, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_UPDATE_INTERVAL};
 pub use webex::{
     DeviceChange, DeviceEvent, MercuryStats, MessagesFault, PostedFile, PostedMessage,
     PushedActivity, RegisteredDevice, WebexDouble, WebexPerson,

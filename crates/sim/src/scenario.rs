@@ -43,16 +43,20 @@ pub enum ServerKind {
     /// A Meraki network: Dashboard API, floor images, Scanning API v3 pushes (`"meraki"`).
     #[serde(rename = "meraki")]
     Meraki,
+    /// Cisco Spaces: the Firehose stream and map metadata/images (`"spaces"`).
+    #[serde(rename = "spaces")]
+    Spaces,
 }
 
 impl ServerKind {
-    /// The name used in scenario files: `cmx`, `cmx-v2`, `mse` or `meraki`.
+    /// The name used in scenario files: `cmx`, `cmx-v2`, `mse`, `meraki` or `spaces`.
     pub fn as_str(self) -> &'static str {
         match self {
             ServerKind::Cmx => "cmx",
             ServerKind::CmxV2 => "cmx-v2",
             ServerKind::Mse => "mse",
             ServerKind::Meraki => "meraki",
+            ServerKind::Spaces => "spaces",
         }
     }
 }
@@ -93,6 +97,12 @@ pub struct ServerSpec {
     /// Meraki: push every this many milliseconds (default: only on demand).
     #[serde(default)]
     pub push_interval_ms: Option<u64>,
+    /// Spaces only: milliseconds between two rounds of location updates (default 1000).
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    /// Spaces only: milliseconds between two keep-alives (default 15000).
+    #[serde(default)]
+    pub keepalive_ms: Option<u64>,
 }
 
 /// A misbehaviour injected into every request to a server.
@@ -430,6 +440,18 @@ impl Scenario {
                 p.push(format!("{at}: username must be non-empty and without ':'"));
             }
             crate::meraki::check_server(&mut p, &at, s);
+            for (key, value) in [
+                ("interval_ms", s.interval_ms),
+                ("keepalive_ms", s.keepalive_ms),
+            ] {
+                match value {
+                    Some(_) if s.kind != ServerKind::Spaces => {
+                        p.push(format!("{at}: {key} is for spaces servers only"));
+                    }
+                    Some(0) => p.push(format!("{at}: {key} must be at least 1")),
+                    _ => {}
+                }
+            }
         }
 
         let mut campus_names = HashSet::new();

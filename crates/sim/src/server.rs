@@ -120,6 +120,9 @@ impl Simulator {
                 world.clone(),
             ));
             tasks.extend(crate::meraki::start(&data, ip, addr).await?);
+            if data.spaces.is_some() {
+                tasks.push(tokio::spawn(crate::spaces::generate(data.clone())));
+            }
             let shared = Arc::new(Shared::new(spec, data));
             tracing::info!(server = %spec.name, kind = %spec.kind, %addr, "simulated server listening");
             tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
@@ -276,6 +279,11 @@ impl ServerHandle {
             notified.await;
         }
     }
+
+    /// The data behind the server's endpoints.
+    pub(crate) fn data(&self) -> &ServerData {
+        &self.shared.data
+    }
 }
 
 /// State of one server, shared by its handle and its connections.
@@ -292,6 +300,7 @@ struct Shared {
     peers: Mutex<Vec<IpAddr>>,
     log: Mutex<VecDeque<RecordedRequest>>,
     notify: Notify,
+    data: Arc<ServerData>,
     router: Router,
     meraki: Option<crate::meraki::MerakiHandle>,
 }
@@ -317,6 +326,7 @@ impl Shared {
                     data: data.clone(),
                     state,
                 }),
+            data: data.clone(),
             router: router(data),
         }
     }
@@ -361,6 +371,9 @@ impl Shared {
         if self.kind == ServerKind::Meraki {
             return crate::meraki::bearer_ok(headers, &self.password);
         }
+        if self.kind == ServerKind::Spaces {
+            return crate::spaces::authorized(headers, &self.password);
+        }
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -388,6 +401,7 @@ impl Shared {
             ServerKind::Mse => "Basic realm=\"Cisco MSE\"",
             ServerKind::Cmx | ServerKind::CmxV2 => "Basic realm=\"Cisco CMX\"",
             ServerKind::Meraki => "Bearer realm=\"Meraki Dashboard API\"",
+            ServerKind::Spaces => "X-API-KEY realm=\"Cisco Spaces\"",
         }
     }
 }
@@ -431,6 +445,7 @@ fn router(data: Arc<ServerData>) -> Router {
                 get(maps::image_source),
             ),
         ServerKind::Meraki => crate::meraki::routes(),
+        ServerKind::Spaces => crate::spaces::router(),
     };
     router
         .fallback(|| async { StatusCode::NOT_FOUND })

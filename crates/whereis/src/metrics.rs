@@ -99,12 +99,18 @@ fn describe() {
         MERAKI_POSTS,
         "Meraki Scanning API posts, by source and result (stored, wrong_secret, other_network, malformed)."
     );
-    describe_counter!(SPACES_RECORDS, "Cisco Spaces Firehose records received, by source.");
+    describe_counter!(
+        SPACES_RECORDS,
+        "Cisco Spaces Firehose records received, by source."
+    );
     describe_gauge!(
         SPACES_CONNECTED,
         "1 while this instance holds the source's Firehose stream and it is connected."
     );
-    describe_counter!(LIVE_CHANGES, "Live device table changes committed by this instance.");
+    describe_counter!(
+        LIVE_CHANGES,
+        "Live device table changes committed by this instance."
+    );
     describe_counter!(
         LIVE_BATCH_FAILURES,
         "Live device table batches that failed to commit."

@@ -40,7 +40,13 @@ impl World {
 
     /// A configuration for `sources` (by scenario name), the store at `store_url` (default: a
     /// SQLite file in the temp dir), listening on an ephemeral loopback port.
-    fn config(&self, file: &str, sources: &[&str], store_url: Option<&str>, extra: &str) -> PathBuf {
+    fn config(
+        &self,
+        file: &str,
+        sources: &[&str],
+        store_url: Option<&str>,
+        extra: &str,
+    ) -> PathBuf {
         let dir = self.dir.path();
         let store = store_url
             .map(str::to_owned)
@@ -226,7 +232,11 @@ async fn a_cut_stream_reconnects_from_its_last_record_and_catches_up() {
         .nth(1)
         .expect("second stream request");
     assert!(
-        reconnect.query.as_deref().unwrap_or("").contains("fromTimestamp="),
+        reconnect
+            .query
+            .as_deref()
+            .unwrap_or("")
+            .contains("fromTimestamp="),
         "the reconnect asks for a replay: {reconnect:?}"
     );
     let after = locate_until(&base, "jdoe", |doc| {
@@ -266,9 +276,16 @@ async fn meraki_posts_are_received_and_found_with_their_floor_and_map() {
     let world = World::start().await;
     let config = world.config("w.toml", &["meraki-1"], None, "");
     let (_serve, base) = serve(&config).await;
-    let meraki = world.sim.server("meraki-1").and_then(|s| s.meraki()).expect("meraki");
+    let meraki = world
+        .sim
+        .server("meraki-1")
+        .and_then(|s| s.meraki())
+        .expect("meraki");
     meraki.set_receiver(&format!("{base}/ingest/meraki/meraki-1"));
-    let report = meraki.push_now().await.expect("the validator handshake and the post pass");
+    let report = meraki
+        .push_now()
+        .await
+        .expect("the validator handshake and the post pass");
     assert_eq!(report.validation_status, Some(200));
     assert_eq!(report.status, 204, "{report:?}");
 
@@ -300,7 +317,11 @@ async fn a_wrong_meraki_secret_is_refused_and_nothing_is_stored() {
     let world = World::start().await;
     let config = world.config("w.toml", &["meraki-1"], None, "");
     let (_serve, base) = serve(&config).await;
-    let meraki = world.sim.server("meraki-1").and_then(|s| s.meraki()).expect("meraki");
+    let meraki = world
+        .sim
+        .server("meraki-1")
+        .and_then(|s| s.meraki())
+        .expect("meraki");
     meraki.set_receiver(&format!("{base}/ingest/meraki/meraki-1"));
     meraki.set_secret("not-the-secret");
     let report = meraki.push_now().await.expect("posted");
@@ -345,7 +366,11 @@ async fn observations_without_a_user_id_are_named_from_the_client_list() {
     let world = World::start().await;
     let config = world.config("w.toml", &["meraki-1"], None, "");
     let (_serve, base) = serve(&config).await;
-    let meraki = world.sim.server("meraki-1").and_then(|s| s.meraki()).expect("meraki");
+    let meraki = world
+        .sim
+        .server("meraki-1")
+        .and_then(|s| s.meraki())
+        .expect("meraki");
     meraki.set_receiver(&format!("{base}/ingest/meraki/meraki-1"));
     meraki.set_omit_user_id(true);
     meraki.push_now().await.expect("posted");
@@ -362,19 +387,17 @@ async fn observations_without_a_user_id_are_named_from_the_client_list() {
         if device(&doc, ALEX).is_some() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never named: {doc:#}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never named: {doc:#}"
+        );
     }
 }
 
 #[tokio::test]
 async fn check_config_reports_each_live_source() {
     let world = World::start().await;
-    let config = world.config(
-        "w.toml",
-        &["spaces-1", "meraki-1"],
-        None,
-        "",
-    );
+    let config = world.config("w.toml", &["spaces-1", "meraki-1"], None, "");
     let out = common::whereis(&["check-config", "--config", path_str(&config)]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = |name: &str| {
@@ -388,5 +411,8 @@ async fn check_config_reports_each_live_source() {
     assert!(line("meraki-1").contains("ok"), "{text}");
     // No public_url: Meraki cannot be told where to post.
     assert!(text.contains("public_url"), "{text}");
-    assert!(!text.contains(MERAKI_SECRET) && !text.contains(MERAKI_VALIDATOR), "{text}");
+    assert!(
+        !text.contains(MERAKI_SECRET) && !text.contains(MERAKI_VALIDATOR),
+        "{text}"
+    );
 }

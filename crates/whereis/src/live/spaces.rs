@@ -114,7 +114,15 @@ async fn lead_stream(
     // Records reach the stream out of order across its partitions: a takeover replays a margin
     // before the last record written (upserts are idempotent and never move a device back).
     let start_from = match store.position(&position).await {
-        Ok(from) => from.map(|ms| ms.saturating_sub(options.replay_margin.as_millis().try_into().unwrap_or(i64::MAX))),
+        Ok(from) => from.map(|ms| {
+            ms.saturating_sub(
+                options
+                    .replay_margin
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(i64::MAX),
+            )
+        }),
         Err(err) => {
             tracing::warn!(source = %name, error = %err, "cannot read the stream position: starting from live records");
             None
