@@ -348,7 +348,6 @@ pub fn start(
                 consumers.push(spaces::spawn(
                     name.clone(),
                     Arc::clone(client),
-                    source.unit,
                     store.clone(),
                     writer.clone(),
                     Arc::clone(&watch),

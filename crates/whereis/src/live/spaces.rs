@@ -46,17 +46,13 @@ pub fn position_name(source: &str) -> String {
 pub fn spawn(
     name: String,
     client: Arc<SpacesClient>,
-    unit: Unit,
     store: Store,
     writer: LiveWriter,
     watch: Arc<StreamWatch>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let options = FirehoseOptions {
-            unit,
-            ..FirehoseOptions::default()
-        };
+        let options = FirehoseOptions::default();
         loop {
             let lead_name = position_name(&name);
             let mut leadership = tokio::select! {
@@ -149,7 +145,7 @@ async fn lead_stream(
             },
             record = records.recv() => {
                 let Some(record) = record else { break Outcome::Stopped };
-                if let Some(change) = change_of(name, options.unit, record.event) {
+                if let Some(change) = change_of(name, client.unit(), record.event) {
                     if writer.send(change).await.is_err() {
                         break Outcome::Stopped;
                     }
@@ -170,7 +166,7 @@ async fn lead_stream(
     // What was received is written before the lead (and the position) is handed on.
     drop(stream);
     while let Ok(record) = records.try_recv() {
-        if let Some(change) = change_of(name, options.unit, record.event) {
+        if let Some(change) = change_of(name, client.unit(), record.event) {
             if writer.send(change).await.is_err() {
                 break;
             }
