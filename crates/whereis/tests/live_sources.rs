@@ -295,6 +295,12 @@ async fn meraki_posts_are_received_and_found_with_their_floor_and_map() {
     assert_eq!(laptop["api"], "meraki");
     assert_eq!(laptop["floor"], "Level 3", "{doc:#}");
     assert_eq!(laptop["unit"], "METER", "{doc:#}");
+    // 60 ft from the left and 50 ft from the top of a 300 x 150 ft floor, which Meraki reports in
+    // metres from the bottom-left corner: drawn from the top-left, as CMX positions are.
+    let x = laptop["x"].as_f64().expect("x");
+    let y = laptop["y"].as_f64().expect("y");
+    assert!((x - 60.0 * 0.3048).abs() < 0.01, "x = {x}");
+    assert!((y - 50.0 * 0.3048).abs() < 0.01, "y = {y}");
     let map = laptop["map"]["url"].as_str().expect("a map for the laptop");
     let png = reqwest::get(format!("{base}{map}"))
         .await
@@ -414,5 +420,62 @@ async fn check_config_reports_each_live_source() {
     assert!(
         !text.contains(MERAKI_SECRET) && !text.contains(MERAKI_VALIDATOR),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn on_postgresql_a_second_instance_takes_the_stream_over_and_catches_up() {
+    let Some(database) = common::services::fresh_postgres().await else {
+        return;
+    };
+    let world = World::start().await;
+    let config = world.config("w.toml", &["spaces-1"], Some(&database.url), "");
+    let spaces = world.sim.server("spaces-1").expect("spaces server");
+
+    let (mut first, first_base) = serve(&config).await;
+    tokio::time::timeout(PATIENCE, spaces.wait_for_open_streams(1))
+        .await
+        .expect("the first instance opens the stream");
+    stream_until(&first_base, "spaces:spaces-1", "connected").await;
+    let (_second, second_base) = serve(&config).await;
+    stream_until(&second_base, "spaces:spaces-1", "standby").await;
+    assert_eq!(
+        spaces.open_streams(),
+        1,
+        "only one instance holds the stream"
+    );
+
+    spaces.emit_now();
+    // Both instances answer from the same table.
+    let before = locate_until(&second_base, "jdoe", |doc| device(doc, PHONE).is_some()).await;
+    let first_fix = device(&before, PHONE).expect("phone").clone();
+
+    // The holder dies; the phone moves while nobody streams.
+    first.kill().await.expect("kill the first instance");
+    spaces.emit_now();
+    let took_over = tokio::time::Instant::now();
+    tokio::time::timeout(PATIENCE, spaces.wait_for_streams_opened(2))
+        .await
+        .expect("the second instance opens the stream");
+    assert!(took_over.elapsed() < Duration::from_secs(30));
+    let after = locate_until(&second_base, "jdoe", |doc| {
+        device(doc, PHONE).is_some_and(|d| d["x"] != first_fix["x"] || d["y"] != first_fix["y"])
+    })
+    .await;
+    assert!(device(&after, PHONE).is_some());
+    stream_until(&second_base, "spaces:spaces-1", "connected").await;
+    let replay = spaces
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/firehose/events"))
+        .nth(1)
+        .expect("second stream request");
+    assert!(
+        replay
+            .query
+            .as_deref()
+            .unwrap_or("")
+            .contains("fromTimestamp="),
+        "the new holder replays from the saved position: {replay:?}"
     );
 }

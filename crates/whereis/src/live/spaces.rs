@@ -72,7 +72,9 @@ pub fn spawn(
                 &stop,
             )
             .await;
-            watch.leading.store(false, Ordering::Relaxed);
+            if !matches!(outcome, Outcome::Refused(_)) {
+                watch.leading.store(false, Ordering::Relaxed);
+            }
             leadership.release().await;
             match outcome {
                 Outcome::Stopped => return,
@@ -249,7 +251,7 @@ pub(crate) fn probe(watch: &StreamWatch, now_ms: i64) -> Result<Probe, SourceErr
     let (state, detail) = describe(watch, now_ms);
     let detail = detail.unwrap_or_default();
     match state {
-        "connected" | "standby" => Ok(Probe {
+        "connected" | "connecting" | "standby" => Ok(Probe {
             api: Api::Spaces,
             detail: format!("stream {state}: {detail}"),
         }),
