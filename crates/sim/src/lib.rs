@@ -27,6 +27,8 @@
 //! - `maps` — CMX map configuration `GET /api/config/v1/maps`, `.../maps/info/{campus}/{building}/{floor}`
 //!   and floor images `.../maps/imagesource/{image}` (CMX and MSE).
 //! - `floorplan` — a generated floor-plan PNG (no dependencies) for the image endpoints.
+//! - `meraki` — a Meraki network ([`MerakiHandle`], from [`ServerHandle::meraki`]): the Dashboard API,
+//!   floor images on a host of their own behind expiring URLs, the Scanning API v3 pusher.
 //! - `data` — the per-server view of the scenario and the wire timestamp format.
 //! - `spaces` — Cisco Spaces: the Firehose stream `GET /api/partners/v1/firehose/events`, map metadata
 //!   `GET /api/partners/v1/maps/{mapId}` and images `.../maps/{mapId}/image`, and its test controls.
@@ -45,7 +47,26 @@
 //! | `cmx-v2` | v2 clients, map configuration, floor images; any `/api/location/v3/` path answers 404 |
 //! | `mse` | single client by user (object, or array when the user has several devices), client list (paged), floor images |
 //! | `spaces` | Firehose stream (NDJSON), map metadata, map images; see below |
+//! | `meraki` | Dashboard API under `/api/v1`: `GET /networks/{id}`, `/networks/{id}/floorPlans`, `/networks/{id}/clients`; floor images on a second port; Scanning API v3 posts to a receiver |
 //!
+//! A `meraki` server demands `Authorization: Bearer <password>` (else 401) instead of Basic auth.
+//! `floorPlans` lists one plan per floor its devices are on: `floorPlanId` `g_<floor_ref_id>`, `name`,
+//! `width`/`height` in metres (a `FEET` floor converted), corners and centre as `{lat, lng}`,
+//! `imageExtension` `png`, and an `imageUrl` on the image host (`GET /images/{token}.png`, no auth)
+//! valid until `imageUrlExpiresAt` (`2019-06-11 16:04:54 +00:00`, 15 minutes ahead unless
+//! [`MerakiHandle::set_image_url_ttl`] says otherwise); an expired token answers 403 and an unknown one
+//! 404, with S3's XML bodies. `clients?perPage=3..1000&timespan=&startingAfter=` pages the devices (each
+//! `user` its identity) followed by a machine-authenticated `host/…` client and a guest without a user,
+//! with `Link: <…>; rel=first, <…>; rel=next`. [`MerakiHandle::rate_limit_next`] answers the next
+//! Dashboard requests 429 with a `Retry-After`; [`MerakiHandle::set_link_base`] points page links
+//! elsewhere. The pusher ([`MerakiHandle::push_now`], or every `push_interval_ms`) first GETs the
+//! receiver, which must answer 200 with exactly the validator text (else nothing is posted; the round
+//! is recorded in [`MerakiHandle::pushes`] with the reason), then POSTs one `{"version": "3.0",
+//! "secret", "type": "WiFi", "data": {"networkId", "observations"}}` with every device — `clientMac`,
+//! `userId` (left out after [`MerakiHandle::set_omit_user_id`]), `ssid`, `ipv4`, `manufacturer`,
+//! `locations[{x, y, lat, lng, variance, floorPlanId, floorPlanName, time, …}]`, `latestRecord` —
+//! at its next stop, in metres from the plan's **bottom-left** corner (the scenario's top-left
+//! coordinates converted).//!
 //! Client lists: v2 `GET /api/location/v2/clients?page=N&pageSize=M` pages (from 1; 204 past the
 //! end; without either parameter, every client); v3 `GET /api/location/v3/clients` never pages but
 //! filters (`floorRefId`, `mapHierarchy` substring, `username`, `macAddress`, `ipAddress`, `ssid`,
@@ -63,13 +84,24 @@
 //! ```toml
 //! [[servers]]
 //! name = "cmx-north"            # unique
-//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse | spaces
-//! username = "api"              # HTTP Basic credentials the server demands (spaces: not used)
-//! password = "sim-password"      # spaces: the API key demanded in X-API-KEY
+//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse | spaces | meraki
+//! username = "api"              # HTTP Basic credentials the server demands (spaces, meraki: not used)
+//! password = "sim-password"      # spaces: the API key demanded in X-API-KEY; meraki: the Bearer key
 //! interval_ms = 1000            # spaces only, optional: time between two rounds of location updates
 //! keepalive_ms = 15000          # spaces only, optional: time between two KEEP_ALIVE records
 //! fault = "none"                # optional: none | hang | http500 | unauthorized | malformed-json |
 //!                               # truncated-body | connection-reset | no-content | { latency_ms = 20 }
+//!
+//! [[servers]]
+//! name = "meraki-hq"
+//! kind = "meraki"               # a Meraki network; `username` is required but unused
+//! username = "unused"
+//! password = "dashboard-key"    # the Dashboard API key it demands as Bearer
+//! network_id = "L_1234"         # optional, default: the server name
+//! validator = "v4l1d"           # optional, default "sim-validator": what the receiver's GET must answer
+//! secret = "s3cret"             # optional, default "sim-secret": carried by every post
+//! push_to = "http://127.0.0.1:8080/webhooks/meraki"  # optional receiver (loopback only)
+//! push_interval_ms = 5000       # optional: push by itself this often (else only on demand)
 //!
 //! [[campuses]]
 //! name = "HQ Campus"

@@ -414,15 +414,15 @@ fn errors(status: StatusCode, message: &str) -> Response {
 }
 
 /// The network's state, or the answer for a request that cannot be served.
-fn gate<'a>(data: &'a ServerData, network: &str) -> Result<&'a MerakiState, Response> {
+fn gate<'a>(data: &'a ServerData, network: &str) -> Result<&'a MerakiState, Box<Response>> {
     let Some(state) = data.meraki.as_deref() else {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(Box::new(StatusCode::NOT_FOUND.into_response()));
     };
     if let Some(limited) = state.rate_limit() {
-        return Err(limited);
+        return Err(Box::new(limited));
     }
     if network != state.network_id {
-        return Err(errors(StatusCode::NOT_FOUND, "Network not found"));
+        return Err(Box::new(errors(StatusCode::NOT_FOUND, "Network not found")));
     }
     Ok(state)
 }
@@ -431,7 +431,7 @@ fn gate<'a>(data: &'a ServerData, network: &str) -> Result<&'a MerakiState, Resp
 async fn network(State(data): State<Arc<ServerData>>, Path(network): Path<String>) -> Response {
     let state = match gate(&data, &network) {
         Ok(state) => state,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     Json(json!({
         "id": state.network_id,
@@ -453,7 +453,7 @@ async fn network(State(data): State<Arc<ServerData>>, Path(network): Path<String
 async fn floor_plans(State(data): State<Arc<ServerData>>, Path(network): Path<String>) -> Response {
     let state = match gate(&data, &network) {
         Ok(state) => state,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let now = Utc::now();
     let plans: Vec<Value> = state
@@ -573,7 +573,7 @@ async fn clients(
 ) -> Response {
     let state = match gate(&data, &network) {
         Ok(state) => state,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let per_page = match query.get("perPage").map(|v| v.parse::<usize>()) {
         None => 10,
