@@ -390,10 +390,33 @@ fn instructions(shown: &Shown<'_>) -> String {
     for server in simulator.servers() {
         let _ = writeln!(
             text,
-            "  {:<14} {:<7} {}",
+            "  {:<16} {:<7} {}",
             server.name(),
             server.kind().as_str(),
             server.base_url()
+        );
+    }
+    // The services that push positions, and whom to look for to see them.
+    for server in simulator.servers() {
+        let what = match server.kind().as_str() {
+            "spaces" => "Cisco Spaces streams positions",
+            "meraki" => "Meraki posts positions",
+            _ => continue,
+        };
+        let seen: Vec<&str> = people
+            .iter()
+            .filter(|p| {
+                p.devices
+                    .iter()
+                    .any(|d| d.servers.iter().any(|s| s == server.name()))
+            })
+            .map(|p| p.username.as_str())
+            .collect();
+        let _ = writeln!(
+            text,
+            "  {what} ({}) of: {}",
+            server.name(),
+            seen.join(", ")
         );
     }
     let _ = writeln!(text, "Simulated OpenID Connect provider: {issuer}");
