@@ -412,12 +412,7 @@ fn instructions(shown: &Shown<'_>) -> String {
             })
             .map(|p| p.username.as_str())
             .collect();
-        let _ = writeln!(
-            text,
-            "  {what} ({}) of: {}",
-            server.name(),
-            seen.join(", ")
-        );
+        let _ = writeln!(text, "  {what} ({}) of: {}", server.name(), seen.join(", "));
     }
     let _ = writeln!(text, "Simulated OpenID Connect provider: {issuer}");
     let _ = writeln!(text, "\nPeople to look for ({}):", people.len());
