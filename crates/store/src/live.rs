@@ -115,6 +115,8 @@ pub struct LiveDevice {
 }
 
 /// A change from a stream.
+// Nearly every change is an upsert: boxing it would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveChange {
     /// The device's latest fix (ignored when older than the stored one).
@@ -163,9 +165,9 @@ fn fold(changes: &[LiveChange]) -> BTreeMap<(&str, &str), Folded<'_>> {
         match change {
             LiveChange::Upsert(device) => {
                 // After an earlier upsert of this call, the same rule as against the stored row.
-                if !entry
+                if entry
                     .upsert
-                    .is_some_and(|earlier| earlier.last_seen_ms > device.last_seen_ms)
+                    .is_none_or(|earlier| earlier.last_seen_ms <= device.last_seen_ms)
                 {
                     entry.upsert = Some(device);
                 }
@@ -392,7 +394,7 @@ async fn upsert_unnest(
             .map(|r| r.text(i).unwrap_or_default())
             .collect::<Vec<_>>()
     };
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(required(0))
         .bind(required(1))
         .bind(text(2))
@@ -650,6 +652,8 @@ pub struct LiveWriter {
     stats: watch::Receiver<LiveWriterStats>,
 }
 
+// Same reason as `LiveChange`: the queue carries changes; a flush is rare.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Message {
     Change(LiveChange),
@@ -1025,7 +1029,10 @@ mod tests {
         let mut older = device("spaces", "aa:bb:cc:00:00:01", "alice", 1_999);
         older.x = Some(99.0);
         apply(store, &[up(older)]).await;
-        assert_eq!(devices(store, "spaces", "alice").await, [newer.clone()]);
+        assert_eq!(
+            devices(store, "spaces", "alice").await,
+            std::slice::from_ref(&newer)
+        );
         // Not even to another user.
         let mut stolen = device("spaces", "aa:bb:cc:00:00:01", "mallory", 1_000);
         stolen.x = Some(1.0);
@@ -1102,7 +1109,10 @@ mod tests {
         let mut meraki = device("meraki", mac, "alice", 500);
         meraki.floor_key = Some("g_1234".to_owned());
         apply(store, &[up(spaces.clone()), up(meraki.clone())]).await;
-        assert_eq!(devices(store, "spaces", "alice").await, [spaces.clone()]);
+        assert_eq!(
+            devices(store, "spaces", "alice").await,
+            std::slice::from_ref(&spaces)
+        );
         assert_eq!(devices(store, "meraki", "alice").await, [meraki]);
         apply(store, &[remove("meraki", mac)]).await;
         assert!(devices(store, "meraki", "alice").await.is_empty());
