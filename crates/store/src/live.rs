@@ -21,11 +21,13 @@
 //! - The building roster compares names ignoring case (Unicode lower case, folded by the writer into
 //!   the hidden column `building_fold`, so both backends agree).
 //!
-//! Writing: upserts go out as multi-row `INSERT … ON CONFLICT (source, mac) DO UPDATE … WHERE
-//! device_locations.last_seen_ms <= excluded.last_seen_ms`, [`ROWS_PER_STATEMENT`] rows per
-//! statement (well under the bind-parameter limits of both backends), in `(source, mac)` order so
-//! that concurrent writers take row locks in the same order. The streams' many small updates reach
-//! [`Store::apply_live`] through a [`LiveWriter`], which batches them (by count and by delay) in a
+//! Writing: each call is one transaction. Upserts are conditional (`INSERT … ON CONFLICT (source,
+//! mac) DO UPDATE … WHERE device_locations.last_seen_ms <= excluded.last_seen_ms`): on SQLite as
+//! multi-row `VALUES` of [`ROWS_PER_STATEMENT`] rows with anonymous `?` parameters (see `Marks`),
+//! on PostgreSQL as one `INSERT … SELECT * FROM UNNEST(arrays)` per 5000 rows (measured faster
+//! there than multi-row `VALUES`), in `(source, mac)` order so that concurrent writers take row
+//! locks in the same order. The streams' many small updates reach [`Store::apply_live`] through a
+//! [`LiveWriter`], which batches them (by count and by delay) in a
 //! background task with a bounded queue: backpressure, not unbounded memory, when the store is slow.
 
 use std::borrow::Cow;
@@ -37,11 +39,15 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{Arg, Store, StoreError};
+use crate::{Arg, Backend, Store, StoreError};
 
 /// The most rows in one statement: 18 parameters a row stays well under SQLite's (32,766) and
 /// PostgreSQL's (65,535) bind-parameter limits.
 pub const ROWS_PER_STATEMENT: usize = 500;
+
+/// PostgreSQL: the most rows in one array upsert (arrays have no parameter limit; this bounds a
+/// statement's size at about a megabyte).
+const UNNEST_ROWS: usize = 5_000;
 
 /// The columns an upsert writes, in bind order.
 const WRITE_COLUMNS: [&str; 18] = [
@@ -109,6 +115,8 @@ pub struct LiveDevice {
 }
 
 /// A change from a stream.
+// Nearly every change is an upsert: boxing it would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveChange {
     /// The device's latest fix (ignored when older than the stored one).
@@ -157,9 +165,9 @@ fn fold(changes: &[LiveChange]) -> BTreeMap<(&str, &str), Folded<'_>> {
         match change {
             LiveChange::Upsert(device) => {
                 // After an earlier upsert of this call, the same rule as against the stored row.
-                if !entry
+                if entry
                     .upsert
-                    .is_some_and(|earlier| earlier.last_seen_ms > device.last_seen_ms)
+                    .is_none_or(|earlier| earlier.last_seen_ms <= device.last_seen_ms)
                 {
                     entry.upsert = Some(device);
                 }
@@ -251,8 +259,31 @@ macro_rules! bind_devices {
     }};
 }
 
+/// How a statement's bind parameters are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marks {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` (SQLite): SQLite finds a numbered parameter's name by a linear search, which
+    /// sqlx does for each parameter when binding — quadratic in a statement of thousands of
+    /// parameters, the bulk of the cost of a batch. Anonymous ones are bound in order directly.
+    Anonymous,
+}
+
+impl Marks {
+    /// Writes the mark of parameter `n` (1-based).
+    fn write(self, sql: &mut String, n: usize) {
+        match self {
+            Marks::Numbered => {
+                let _ = write!(sql, "${n}");
+            }
+            Marks::Anonymous => sql.push('?'),
+        }
+    }
+}
+
 /// The upsert of `rows` rows.
-fn upsert_sql(rows: usize) -> String {
+fn upsert_sql(rows: usize, marks: Marks) -> String {
     let mut sql = format!(
         "INSERT INTO device_locations ({}) VALUES ",
         WRITE_COLUMNS.join(", ")
@@ -261,8 +292,10 @@ fn upsert_sql(rows: usize) -> String {
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..width {
-            let sep = if column == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}${}", row * width + column + 1);
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            marks.write(&mut sql, row * width + column + 1);
         }
         sql.push(')');
     }
@@ -277,32 +310,129 @@ fn upsert_sql(rows: usize) -> String {
 }
 
 /// The delete of `rows` `(source, mac)` pairs.
-fn delete_sql(rows: usize) -> String {
+fn delete_sql(rows: usize, marks: Marks) -> String {
     let mut sql = String::from("DELETE FROM device_locations WHERE (source, mac) IN (VALUES ");
     for row in 0..rows {
-        let sep = if row == 0 { "" } else { ", " };
-        let _ = write!(sql, "{sep}(${}, ${})", 2 * row + 1, 2 * row + 2);
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        marks.write(&mut sql, 2 * row + 1);
+        sql.push_str(", ");
+        marks.write(&mut sql, 2 * row + 2);
+        sql.push(')');
     }
     sql.push(')');
     sql
 }
 
-/// The SQL of a statement of `rows` rows: built once for full statements (the common case), which
-/// also keeps the text identical for the connections' prepared-statement caches.
-fn sql_for(
-    rows: usize,
-    full: &'static OnceLock<String>,
-    build: fn(usize) -> String,
-) -> Cow<'static, str> {
+/// A statement of `apply_live`.
+#[derive(Debug, Clone, Copy)]
+enum Statement {
+    Upsert,
+    Delete,
+}
+
+/// Deletes the `(source, mac)` pairs of `$pairs` on the connection `$conn`.
+macro_rules! delete_pairs {
+    ($conn:expr, $pairs:expr, $marks:expr) => {
+        for chunk in $pairs.chunks(ROWS_PER_STATEMENT) {
+            let sql = sql_for(Statement::Delete, chunk.len(), $marks);
+            let mut query = sqlx::query(&sql);
+            for (source, mac) in chunk {
+                query = query.bind(*source).bind(*mac);
+            }
+            query.execute($conn).await?;
+        }
+    };
+}
+
+/// The SQL of `statement` over `rows` rows: built once for full statements (the common case),
+/// which also keeps the text identical for the connections' prepared-statement caches.
+fn sql_for(statement: Statement, rows: usize, marks: Marks) -> Cow<'static, str> {
+    static FULL: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+    let build = || match statement {
+        Statement::Upsert => upsert_sql(rows, marks),
+        Statement::Delete => delete_sql(rows, marks),
+    };
     if rows == ROWS_PER_STATEMENT {
-        Cow::Borrowed(full.get_or_init(|| build(ROWS_PER_STATEMENT)))
+        let slot = match (statement, marks) {
+            (Statement::Upsert, Marks::Numbered) => 0,
+            (Statement::Upsert, Marks::Anonymous) => 1,
+            (Statement::Delete, Marks::Numbered) => 2,
+            (Statement::Delete, Marks::Anonymous) => 3,
+        };
+        Cow::Borrowed(FULL[slot].get_or_init(build))
     } else {
-        Cow::Owned(build(rows))
+        Cow::Owned(build())
     }
 }
 
-static FULL_UPSERT: OnceLock<String> = OnceLock::new();
-static FULL_DELETE: OnceLock<String> = OnceLock::new();
+/// PostgreSQL: the upsert of many rows as one statement over 18 arrays, one per column (faster
+/// than multi-row `VALUES` there: one small statement to parse and plan, no parameter limit).
+async fn upsert_unnest(
+    conn: &mut sqlx::PgConnection,
+    rows: &[Bound<'_>],
+) -> Result<(), sqlx::Error> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO device_locations ({}) SELECT * FROM UNNEST($1::text[], $2::text[], \
+             $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
+             $10::float8[], $11::float8[], $12::text[], $13::float8[], $14::text[], $15::text[], \
+             $16::text[], $17::int8[], $18::int8[]) \
+             ON CONFLICT (source, mac) DO UPDATE SET {} \
+             WHERE device_locations.last_seen_ms <= excluded.last_seen_ms",
+            WRITE_COLUMNS.join(", "),
+            WRITE_COLUMNS[2..]
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    let text = |i: usize| rows.iter().map(|r| r.text(i)).collect::<Vec<_>>();
+    let required = |i: usize| {
+        rows.iter()
+            .map(|r| r.text(i).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    sqlx::query(sql)
+        .bind(required(0))
+        .bind(required(1))
+        .bind(text(2))
+        .bind(text(3))
+        .bind(text(4))
+        .bind(text(5))
+        .bind(text(6))
+        .bind(
+            rows.iter()
+                .map(|r| r.building_fold.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(7))
+        .bind(rows.iter().map(|r| finite(r.device.x)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| finite(r.device.y)).collect::<Vec<_>>())
+        .bind(required(8))
+        .bind(
+            rows.iter()
+                .map(|r| finite(r.device.accuracy))
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(9))
+        .bind(text(10))
+        .bind(required(11))
+        .bind(
+            rows.iter()
+                .map(|r| r.device.last_seen_ms)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.device.updated_at_ms)
+                .collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .await
+        .map(drop)
+}
 
 /// Reads a [`LiveDevice`] from a row of [`READ_COLUMNS`].
 macro_rules! device_of_row {
@@ -351,22 +481,33 @@ impl Store {
             .values()
             .filter_map(|f| f.upsert.map(Bound::new))
             .collect();
-        let done: Result<(), sqlx::Error> = with_pool!(&self.db.backend, pool => async {
-            let mut tx = pool.begin().await?;
-            for chunk in removes.chunks(ROWS_PER_STATEMENT) {
-                let sql = sql_for(chunk.len(), &FULL_DELETE, delete_sql);
-                let mut query = sqlx::query(&sql);
-                for (source, mac) in chunk {
-                    query = query.bind(*source).bind(*mac);
+        let done: Result<(), sqlx::Error> = match &self.db.backend {
+            Backend::Sqlite(pool) => {
+                async {
+                    let mut tx = pool.begin().await?;
+                    delete_pairs!(&mut *tx, &removes, Marks::Anonymous);
+                    for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+                        let sql = sql_for(Statement::Upsert, chunk.len(), Marks::Anonymous);
+                        bind_devices!(sqlx::query(&sql), chunk)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await
                 }
-                query.execute(&mut *tx).await?;
+                .await
             }
-            for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-                let sql = sql_for(chunk.len(), &FULL_UPSERT, upsert_sql);
-                bind_devices!(sqlx::query(&sql), chunk).execute(&mut *tx).await?;
+            Backend::Postgres(pool) => {
+                async {
+                    let mut tx = pool.begin().await?;
+                    delete_pairs!(&mut *tx, &removes, Marks::Numbered);
+                    for chunk in upserts.chunks(UNNEST_ROWS) {
+                        upsert_unnest(&mut tx, chunk).await?;
+                    }
+                    tx.commit().await
+                }
+                .await
             }
-            tx.commit().await
-        }.await);
+        };
         done.map_err(|e| self.error("writing live device positions", e))
     }
 
@@ -511,6 +652,8 @@ pub struct LiveWriter {
     stats: watch::Receiver<LiveWriterStats>,
 }
 
+// Same reason as `LiveChange`: the queue carries changes; a flush is rare.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Message {
     Change(LiveChange),
@@ -886,7 +1029,10 @@ mod tests {
         let mut older = device("spaces", "aa:bb:cc:00:00:01", "alice", 1_999);
         older.x = Some(99.0);
         apply(store, &[up(older)]).await;
-        assert_eq!(devices(store, "spaces", "alice").await, [newer.clone()]);
+        assert_eq!(
+            devices(store, "spaces", "alice").await,
+            std::slice::from_ref(&newer)
+        );
         // Not even to another user.
         let mut stolen = device("spaces", "aa:bb:cc:00:00:01", "mallory", 1_000);
         stolen.x = Some(1.0);
@@ -963,7 +1109,10 @@ mod tests {
         let mut meraki = device("meraki", mac, "alice", 500);
         meraki.floor_key = Some("g_1234".to_owned());
         apply(store, &[up(spaces.clone()), up(meraki.clone())]).await;
-        assert_eq!(devices(store, "spaces", "alice").await, [spaces.clone()]);
+        assert_eq!(
+            devices(store, "spaces", "alice").await,
+            std::slice::from_ref(&spaces)
+        );
         assert_eq!(devices(store, "meraki", "alice").await, [meraki]);
         apply(store, &[remove("meraki", mac)]).await;
         assert!(devices(store, "meraki", "alice").await.is_empty());
@@ -1317,13 +1466,20 @@ mod tests {
 
     #[test]
     fn statements_have_the_placeholders_they_bind() {
-        let sql = upsert_sql(2);
+        let sql = upsert_sql(2, Marks::Numbered);
         assert!(sql.contains("($1, $2, $3"));
         assert!(sql.contains("$36)"));
         assert!(!sql.contains("$37"));
+        let anonymous = upsert_sql(2, Marks::Anonymous);
+        assert_eq!(anonymous.matches('?').count(), 36);
+        assert!(!anonymous.contains('$'));
         assert_eq!(
-            delete_sql(2),
+            delete_sql(2, Marks::Numbered),
             "DELETE FROM device_locations WHERE (source, mac) IN (VALUES ($1, $2), ($3, $4))"
+        );
+        assert_eq!(
+            delete_sql(2, Marks::Anonymous),
+            "DELETE FROM device_locations WHERE (source, mac) IN (VALUES (?, ?), (?, ?))"
         );
         // Within both backends' limits.
         assert!(ROWS_PER_STATEMENT * WRITE_COLUMNS.len() <= 32_766);
