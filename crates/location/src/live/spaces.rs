@@ -590,7 +590,7 @@ fn backoff(options: &FirehoseOptions, failures: u32) -> Duration {
     if nanos == 0 {
         return Duration::ZERO;
     }
-    Duration::from_nanos(random_u64() % (nanos + 1).max(1))
+    Duration::from_nanos(random_u64() % nanos.saturating_add(1))
 }
 
 /// A random number from the standard library's per-process random hash keys.
