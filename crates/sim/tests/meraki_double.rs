@@ -465,3 +465,24 @@ fn meraki_keys_are_checked() {
     );
     assert_eq!(problems(SCENARIO), "");
 }
+
+#[tokio::test]
+async fn the_example_meraki_scenario_starts_and_serves_its_floors() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/meraki.toml");
+    let scenario = Scenario::from_file(&path).expect("scenarios/meraki.toml is valid");
+    let sim = Simulator::start(scenario).await.expect("simulator");
+    let meraki = sim
+        .server("meraki-hq")
+        .and_then(ServerHandle::meraki)
+        .expect("meraki-hq");
+    let plans: Value = dashboard(
+        &meraki,
+        &format!("/networks/{}/floorPlans", meraki.network_id()),
+        Some(meraki.api_key()),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(plans.as_array().map(Vec::len), Some(2));
+}
