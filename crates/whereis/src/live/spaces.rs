@@ -127,8 +127,8 @@ async fn lead_stream(
         }
     };
     let (records_in, mut records) = mpsc::channel::<FirehoseRecord>(QUEUE);
-    let stream = client.run_firehose(start_from, options, records_in, status);
-    tokio::pin!(stream);
+    // Boxed, so that it can be dropped (closing the connection) before the lead is handed on.
+    let mut stream = Box::pin(client.run_firehose(start_from, options, records_in, status));
     let mut lead_check = tokio::time::interval(LEAD_POLL);
     lead_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checkpoint = tokio::time::interval(CHECKPOINT);
@@ -137,7 +137,7 @@ async fn lead_stream(
     let mut saved: Option<i64> = start_from;
     let outcome = loop {
         tokio::select! {
-            ended = &mut stream => match ended {
+            ended = stream.as_mut() => match ended {
                 Ok(()) => break Outcome::Stopped,
                 Err(err @ SourceError::Unauthorized(_)) => break Outcome::Refused(err),
                 Err(err) => {
