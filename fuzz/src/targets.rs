@@ -97,6 +97,8 @@ const LOCATION_SEEDS: &[(&str, &[u8])] = &[
     fixture!("cmx-v3-clients-sandbox.json"),
     fixture!("mse-clients-list-paged.json"),
     seed!("mse-wireless-client-location.json"),
+    fixture!("spaces-firehose-device-location-update.json"),
+    fixture!("meraki-scanning-v3-wifi.json"),
     seed!("cmx-maps-catalog.json"),
     seed!("cmx-floor-info.json"),
     fixture!("spaces-firehose-device-location-update.json"),
@@ -322,6 +324,52 @@ const IMAGE_KEYS: &[&str] = &[
     "zTXt", "iTXt", "acTL", "fcTL", "fdAT", "eXIf", "JFIF", "Exif", "Adobe",
 ];
 
+/// Field names of the Cisco Spaces Firehose and the Meraki Scanning API.
+const LIVE_KEYS: &[&str] = &[
+    "recordUid",
+    "recordTimestamp",
+    "eventType",
+    "DEVICE_LOCATION_UPDATE",
+    "DEVICE_EXIT",
+    "DEVICE_PRESENCE",
+    "DEVICE_EXIT_EVENT",
+    "KEEP_ALIVE",
+    "deviceLocationUpdate",
+    "deviceExit",
+    "devicePresence",
+    "presenceEventType",
+    "device",
+    "macAddress",
+    "rawUserId",
+    "location",
+    "locationId",
+    "inferredLocationTypes",
+    "parent",
+    "mapId",
+    "xPos",
+    "yPos",
+    "confidenceFactor",
+    "lastSeen",
+    "ssid",
+    "NaN",
+    "version",
+    "secret",
+    "type",
+    "data",
+    "networkId",
+    "observations",
+    "clientMac",
+    "userId",
+    "ipv4",
+    "locations",
+    "floorPlanId",
+    "floorPlanName",
+    "variance",
+    "time",
+    "x",
+    "y",
+];
+
 /// Every target, in report order.
 pub static TARGETS: &[Target] = &[
     Target {
@@ -350,6 +398,24 @@ pub static TARGETS: &[Target] = &[
         keys: LOCATION_KEYS,
         made_seeds: no_made_seeds,
         run: run_mse,
+    },
+    Target {
+        name: "spaces-record",
+        about: "Cisco Spaces Firehose record, one NDJSON line (wire::spaces::parse_record)",
+        syntax: Syntax::Json,
+        seeds: LOCATION_SEEDS,
+        keys: LIVE_KEYS,
+        made_seeds: no_made_seeds,
+        run: run_spaces_record,
+    },
+    Target {
+        name: "meraki-scanning",
+        about: "Meraki Scanning API v3 post (wire::meraki::parse_scanning)",
+        syntax: Syntax::Json,
+        seeds: LOCATION_SEEDS,
+        keys: LIVE_KEYS,
+        made_seeds: no_made_seeds,
+        run: run_meraki_scanning,
     },
     Target {
         name: "cmx-maps",
@@ -528,6 +594,64 @@ fn run_cmx_v3(input: &[u8]) -> Outcome {
 
 fn run_mse(input: &[u8]) -> Outcome {
     check_parsed(mse::parse(input))
+}
+
+fn run_spaces_record(input: &[u8]) -> Outcome {
+    use whereis_location::wire::spaces::{parse_record, FirehoseEvent};
+    match parse_record(input) {
+        Ok(record) => {
+            match record.event {
+                FirehoseEvent::Location(update) => {
+                    assert_eq!(
+                        normalize_mac(&update.mac).as_deref(),
+                        Some(update.mac.as_str())
+                    );
+                    for value in [update.x, update.y, update.confidence]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(value.is_finite(), "a position is finite or absent");
+                    }
+                }
+                FirehoseEvent::Exit { mac } => {
+                    assert_eq!(normalize_mac(&mac).as_deref(), Some(mac.as_str()));
+                }
+                FirehoseEvent::KeepAlive | FirehoseEvent::Other(_) => {}
+            }
+            Outcome::Accepted
+        }
+        Err(err) => {
+            let _ = err.to_string();
+            Outcome::Refused
+        }
+    }
+}
+
+fn run_meraki_scanning(input: &[u8]) -> Outcome {
+    match whereis_location::wire::meraki::parse_scanning(input) {
+        Ok(post) if post.observations.is_empty() => Outcome::Empty,
+        Ok(post) => {
+            for observation in &post.observations {
+                assert_eq!(
+                    normalize_mac(&observation.mac).as_deref(),
+                    Some(observation.mac.as_str())
+                );
+                if let Some(location) = &observation.location {
+                    for value in [location.x, location.y, location.variance]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(value.is_finite(), "a position is finite or absent");
+                    }
+                }
+            }
+            Outcome::Accepted
+        }
+        Err(err) => {
+            let _ = err.to_string();
+            Outcome::Refused
+        }
+    }
 }
 
 fn run_maps(input: &[u8]) -> Outcome {

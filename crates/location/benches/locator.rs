@@ -48,8 +48,12 @@ fn locator(simulator: &Simulator, count: usize, variants: &[&str]) -> Locator {
         .map(|server| {
             let kind = match server.kind() {
                 whereis_sim::ServerKind::Mse => SourceKind::Mse,
+                whereis_sim::ServerKind::Spaces => {
+                    unreachable!("no Spaces server in this scenario")
+                }
                 whereis_sim::ServerKind::CmxV2 => SourceKind::CmxV2,
                 whereis_sim::ServerKind::Cmx => SourceKind::Cmx,
+                whereis_sim::ServerKind::Meraki => unreachable!("the demo has no Meraki server"),
             };
             let source = HttpSource::new(SourceSettings {
                 name: server.name().to_owned(),

@@ -16,11 +16,13 @@
 //! Invariants: every request has a timeout and every lookup a deadline; nothing received from a server
 //! is unwrapped; passwords live in [`Secret`], which never prints.
 
+pub mod live;
 pub mod locator;
 pub mod model;
 pub mod source;
 pub mod wire;
 
+pub use live::LiveSettings;
 pub use locator::{
     merge, InvalidUsername, Locator, LocatorSettings, Lookup, SourceFailure, Username,
     DEADLINE_HITS_METRIC,

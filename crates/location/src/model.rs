@@ -18,6 +18,12 @@ pub enum Api {
     /// Legacy MSE 8.x Context Aware API.
     #[serde(rename = "mse")]
     Mse,
+    /// Cisco Spaces, from the positions its Firehose stream delivered.
+    #[serde(rename = "spaces")]
+    Spaces,
+    /// Meraki, from the positions its Scanning API posted.
+    #[serde(rename = "meraki")]
+    Meraki,
 }
 
 impl Api {
@@ -27,6 +33,8 @@ impl Api {
             Api::CmxV3 => "cmx-v3",
             Api::CmxV2 => "cmx-v2",
             Api::Mse => "mse",
+            Api::Spaces => "spaces",
+            Api::Meraki => "meraki",
         }
     }
 }

@@ -268,7 +268,7 @@ pub trait LocationSource: Send + Sync {
 /// Largest answer body accepted: a client list for one user is small; a map image is not fetched here.
 const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Largest floor image accepted (real plans are a few MB; 10,000 px PNGs can reach tens of MB).
-const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
+pub(crate) const MAX_IMAGE_BODY: usize = 128 * 1024 * 1024;
 /// Path prefix of CMX floor images.
 pub const CMX_IMAGE_PATH: &str = "/api/config/v1/maps/imagesource/";
 /// Path prefix of MSE floor images.
@@ -457,38 +457,13 @@ impl HttpSource {
                 "url {base:?}: scheme must be http or https"
             )));
         }
-        let mut builder = settings
-            .network
-            .http_client_builder()
-            .use_rustls_tls()
-            .user_agent(concat!("whereis/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
-            if certificates.is_empty() {
-                return Err(SourceError::Setup(format!(
-                    "ca_file {}: no PEM certificate in the file",
-                    path.display()
-                )));
-            }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        if settings.insecure_skip_tls_verify {
-            tracing::warn!(
-                source = %settings.name,
-                "TLS certificate verification is OFF for this source (insecure_skip_tls_verify = true)"
-            );
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let client = builder
-            .build()
-            .map_err(|err| SourceError::Setup(error_chain(&err)))?;
+        let client = http_client(
+            &settings.name,
+            &settings.network,
+            settings.timeout,
+            settings.ca_file.as_deref(),
+            settings.insecure_skip_tls_verify,
+        )?;
         let v3_state = match settings.kind {
             SourceKind::Cmx => V3_UNKNOWN,
             SourceKind::CmxV2 | SourceKind::Mse => V3_ABSENT,
@@ -611,24 +586,9 @@ impl HttpSource {
             status if !status.is_success() => return Err(SourceError::Status(status.to_string())),
             _ => {}
         }
-        let mut response = response;
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > max_body {
-                        return Err(SourceError::TooLarge(max_body));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(err) if err.is_timeout() => {
-                    return Err(SourceError::Timeout(timeout.as_millis()))
-                }
-                Err(err) => return Err(SourceError::Truncated(error_chain(&err))),
-            }
-        }
-        Ok(Fetched::Body(body))
+        read_body(response, max_body, timeout)
+            .await
+            .map(Fetched::Body)
     }
 
     fn client_query(path: &str, identity: &str) -> String {
@@ -1125,9 +1085,32 @@ impl LocationSource for HttpSource {
     }
 }
 
+/// Reads a response body of at most `max_body` bytes: a longer one is [`SourceError::TooLarge`], a
+/// broken one [`SourceError::Truncated`].
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    max_body: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, SourceError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max_body {
+                    return Err(SourceError::TooLarge(max_body));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(err) if err.is_timeout() => return Err(SourceError::Timeout(timeout.as_millis())),
+            Err(err) => return Err(SourceError::Truncated(error_chain(&err))),
+        }
+    }
+}
+
 /// `value` as one URL path segment, percent-encoded. Dot segments are refused: URL parsers resolve
 /// them away (`…/imagesource/..` would ask for another resource), encoded or not.
-fn path_segment(value: &str) -> Result<String, SourceError> {
+pub(crate) fn path_segment(value: &str) -> Result<String, SourceError> {
     if value.is_empty() || crate::locator::names_a_dot_segment(value) {
         return Err(SourceError::Invalid(format!(
             "{:?} cannot be sent in a URL path",
@@ -1137,7 +1120,7 @@ fn path_segment(value: &str) -> Result<String, SourceError> {
     Ok(utf8_percent_encode(value, PATH_SEGMENT).to_string())
 }
 
-fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
+pub(crate) fn transport_error(err: &reqwest::Error, timeout: Duration) -> SourceError {
     if err.is_timeout() {
         SourceError::Timeout(timeout.as_millis())
     } else if err.is_connect() {
@@ -1158,7 +1141,50 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The error and its causes in one line, without the URL (which would repeat the username).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// The HTTP client of one server: the network's route (proxy or direct), rustls, the extra trust
+/// roots of `ca_file`, and certificate checks off only when `insecure_skip_tls_verify` says so
+/// (logged as a warning).
+pub(crate) fn http_client(
+    name: &str,
+    network: &whereis_net::Network,
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+    insecure_skip_tls_verify: bool,
+) -> Result<reqwest::Client, SourceError> {
+    let mut builder = network
+        .http_client_builder()
+        .use_rustls_tls()
+        .user_agent(concat!("whereis/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|err| SourceError::Setup(format!("ca_file {}: {err}", path.display())))?;
+        if certificates.is_empty() {
+            return Err(SourceError::Setup(format!(
+                "ca_file {}: no PEM certificate in the file",
+                path.display()
+            )));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if insecure_skip_tls_verify {
+        tracing::warn!(
+            source = %name,
+            "TLS certificate verification is OFF for this source (insecure_skip_tls_verify = true)"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|err| SourceError::Setup(error_chain(&err)))
+}
+
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {

@@ -546,6 +546,38 @@ fn every_parser(body: &[u8], now: DateTime<Utc>) -> Result<(), TestCaseError> {
             page.parsed.devices.len() + page.parsed.rejected.len()
         );
     }
+    if let Ok(record) = whereis_location::wire::spaces::parse_record(body) {
+        if let whereis_location::wire::spaces::FirehoseEvent::Location(update) = record.event {
+            prop_assert!(
+                is_normalised_mac(&update.mac),
+                "spaces mac {:?}",
+                update.mac
+            );
+            for value in [update.x, update.y, update.confidence]
+                .into_iter()
+                .flatten()
+            {
+                prop_assert!(value.is_finite(), "spaces: a position is finite or absent");
+            }
+        }
+    }
+    if let Ok(post) = whereis_location::wire::meraki::parse_scanning(body) {
+        for observation in &post.observations {
+            prop_assert!(
+                is_normalised_mac(&observation.mac),
+                "meraki mac {:?}",
+                observation.mac
+            );
+            if let Some(location) = &observation.location {
+                for value in [location.x, location.y, location.variance]
+                    .into_iter()
+                    .flatten()
+                {
+                    prop_assert!(value.is_finite(), "meraki: a position is finite or absent");
+                }
+            }
+        }
+    }
     if let Ok(floors) = maps::parse_catalog(body) {
         for floor in &floors {
             prop_assert!(floor.plan.width.is_finite() && floor.plan.width > 0.0);

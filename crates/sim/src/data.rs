@@ -117,6 +117,10 @@ pub(crate) struct ServerData {
     pub kind: ServerKind,
     pub world: Arc<World>,
     pub clients: Vec<Client>,
+    /// A Meraki server's network state.
+    pub meraki: Option<Arc<crate::meraki::MerakiState>>,
+    /// The Firehose of a Spaces server.
+    pub spaces: Option<crate::spaces::Hub>,
 }
 
 impl ServerData {
@@ -171,6 +175,8 @@ impl ServerData {
             kind,
             world,
             clients,
+            meraki: crate::meraki::MerakiState::for_server(scenario, server).map(Arc::new),
+            spaces: (kind == ServerKind::Spaces).then(|| crate::spaces::Hub::new(scenario, server)),
         }
     }
 

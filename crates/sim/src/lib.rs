@@ -1,5 +1,5 @@
-//! Simulated Cisco wireless location servers (CMX 10.x v2/v3 and MSE 8.x) and a Webex API double, for tests
-//! and demos.
+//! Simulated Cisco wireless location servers (CMX 10.x v2/v3, MSE 8.x, Cisco Spaces) and a Webex API double,
+//! for tests and demos.
 //!
 //! The simulator speaks the **real wire formats** (as recorded in `crates/location/tests/fixtures`) over
 //! real HTTP/1.1 on loopback ports, driven by a [`Scenario`], with per-server [`Fault`] injection. It depends on
@@ -27,7 +27,11 @@
 //! - `maps` — CMX map configuration `GET /api/config/v1/maps`, `.../maps/info/{campus}/{building}/{floor}`
 //!   and floor images `.../maps/imagesource/{image}` (CMX and MSE).
 //! - `floorplan` — a generated floor-plan PNG (no dependencies) for the image endpoints.
+//! - `meraki` — a Meraki network ([`MerakiHandle`], from [`ServerHandle::meraki`]): the Dashboard API,
+//!   floor images on a host of their own behind expiring URLs, the Scanning API v3 pusher.
 //! - `data` — the per-server view of the scenario and the wire timestamp format.
+//! - `spaces` — Cisco Spaces: the Firehose stream `GET /api/partners/v1/firehose/events`, map metadata
+//!   `GET /api/partners/v1/maps/{mapId}` and images `.../maps/{mapId}/image`, and its test controls.
 //! - `webex` — [`WebexDouble`], the Webex API double (see below): `webex/mod.rs` (the double, its state and
 //!   public methods), `webex/rest.rs` (router, bearer gate, `/v1` endpoints), `webex/devices.rs` (U2C
 //!   catalog, device service), `webex/mercury.rs` (websocket, activities, conversation lookup),
@@ -42,7 +46,27 @@
 //! | `cmx` | v2 clients, v3 clients, map configuration, floor images |
 //! | `cmx-v2` | v2 clients, map configuration, floor images; any `/api/location/v3/` path answers 404 |
 //! | `mse` | single client by user (object, or array when the user has several devices), client list (paged), floor images |
+//! | `spaces` | Firehose stream (NDJSON), map metadata, map images; see below |
+//! | `meraki` | Dashboard API under `/api/v1`: `GET /networks/{id}`, `/networks/{id}/floorPlans`, `/networks/{id}/clients`; floor images on a second port; Scanning API v3 posts to a receiver |
 //!
+//! A `meraki` server demands `Authorization: Bearer <password>` (else 401) instead of Basic auth.
+//! `floorPlans` lists one plan per floor its devices are on: `floorPlanId` `g_<floor_ref_id>`, `name`,
+//! `width`/`height` in metres (a `FEET` floor converted), corners and centre as `{lat, lng}`,
+//! `imageExtension` `png`, and an `imageUrl` on the image host (`GET /images/{token}.png`, no auth)
+//! valid until `imageUrlExpiresAt` (`2019-06-11 16:04:54 +00:00`, 15 minutes ahead unless
+//! [`MerakiHandle::set_image_url_ttl`] says otherwise); an expired token answers 403 and an unknown one
+//! 404, with S3's XML bodies. `clients?perPage=3..1000&timespan=&startingAfter=` pages the devices (each
+//! `user` its identity) followed by a machine-authenticated `host/…` client and a guest without a user,
+//! with `Link: <…>; rel=first, <…>; rel=next`. [`MerakiHandle::rate_limit_next`] answers the next
+//! Dashboard requests 429 with a `Retry-After`; [`MerakiHandle::set_link_base`] points page links
+//! elsewhere. The pusher ([`MerakiHandle::push_now`], or every `push_interval_ms`) first GETs the
+//! receiver, which must answer 200 with exactly the validator text (else nothing is posted; the round
+//! is recorded in [`MerakiHandle::pushes`] with the reason), then POSTs one `{"version": "3.0",
+//! "secret", "type": "WiFi", "data": {"networkId", "observations"}}` with every device — `clientMac`,
+//! `userId` (left out after [`MerakiHandle::set_omit_user_id`]), `ssid`, `ipv4`, `manufacturer`,
+//! `locations[{x, y, lat, lng, variance, floorPlanId, floorPlanName, time, …}]`, `latestRecord` —
+//! at its next stop, in metres from the plan's **bottom-left** corner (the scenario's top-left
+//! coordinates converted).//!
 //! Client lists: v2 `GET /api/location/v2/clients?page=N&pageSize=M` pages (from 1; 204 past the
 //! end; without either parameter, every client); v3 `GET /api/location/v3/clients` never pages but
 //! filters (`floorRefId`, `mapHierarchy` substring, `username`, `macAddress`, `ipAddress`, `ssid`,
@@ -51,7 +75,7 @@
 //! `{"Locations": {totalPages, currentPage, pageSize, entries}}`. Faults apply to them as to every
 //! request; [`ServerHandle::set_page_fault`] gives one page of a list a fault of its own.
 //!
-//! Every endpoint needs HTTP Basic auth with the server's username and password (else 401 with
+//! Every endpoint of the CMX and MSE kinds needs HTTP Basic auth with the server's username and password (else 401 with
 //! `WWW-Authenticate`). [`ServerHandle::peers`] lists the peer IP of every accepted connection. A query matches a device's `identity` exactly (case-sensitive). CMX answers 204 with
 //! an empty body when nobody matches; MSE answers 404. Unknown paths answer 404.
 //!
@@ -60,11 +84,24 @@
 //! ```toml
 //! [[servers]]
 //! name = "cmx-north"            # unique
-//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse
-//! username = "api"              # HTTP Basic credentials the server demands
-//! password = "sim-password"
+//! kind = "cmx"                  # cmx (v3 + v2 + maps) | cmx-v2 (v2 + maps) | mse | spaces | meraki
+//! username = "api"              # HTTP Basic credentials the server demands (spaces, meraki: not used)
+//! password = "sim-password"      # spaces: the API key demanded in X-API-KEY; meraki: the Bearer key
+//! interval_ms = 1000            # spaces only, optional: time between two rounds of location updates
+//! keepalive_ms = 15000          # spaces only, optional: time between two KEEP_ALIVE records
 //! fault = "none"                # optional: none | hang | http500 | unauthorized | malformed-json |
 //!                               # truncated-body | connection-reset | no-content | { latency_ms = 20 }
+//!
+//! [[servers]]
+//! name = "meraki-hq"
+//! kind = "meraki"               # a Meraki network; `username` is required but unused
+//! username = "unused"
+//! password = "dashboard-key"    # the Dashboard API key it demands as Bearer
+//! network_id = "L_1234"         # optional, default: the server name
+//! validator = "v4l1d"           # optional, default "sim-validator": what the receiver's GET must answer
+//! secret = "s3cret"             # optional, default "sim-secret": carried by every post
+//! push_to = "http://127.0.0.1:8080/webhooks/meraki"  # optional receiver (loopback only)
+//! push_interval_ms = 5000       # optional: push by itself this often (else only on demand)
 //!
 //! [[campuses]]
 //! name = "HQ Campus"
@@ -107,6 +144,31 @@
 //! Names must not contain `>`; a floor is referred to by `Campus>Building>Floor`. The same MAC may appear
 //! in several device entries (e.g. one seen by two servers with different `last_heard_seconds`) as long as
 //! no server sees it twice.
+//!
+//! # Cisco Spaces double
+//! A `spaces` server demands `X-API-KEY` = its `password` (else 401) and serves:
+//! - `GET /api/partners/v1/firehose/events[?fromTimestamp=ms]`: chunked NDJSON that never ends by itself.
+//!   With `fromTimestamp` > 0 it first replays the kept records (the last 10,000) stamped at or after it;
+//!   then every `interval_ms` one `DEVICE_LOCATION_UPDATE` per device that lists the server (shaped like
+//!   the published sample; `rawUserId` = the device's identity; a moving device takes its next stop each
+//!   round) and every `keepalive_ms` a `KEEP_ALIVE`.
+//! - `GET /api/partners/v1/maps/{mapId}` → `{"mapId", "imageWidth", "imageHeight", "dimension": {"length",
+//!   "width", "height", "offsetX", "offsetY"}}`: `length` is the floor's x extent (`width` in the
+//!   scenario), `width` its y extent (`length`); `GET /api/partners/v1/maps/{mapId}/image` → the plan.
+//!
+//! A floor's `mapId` is `map-{floor_ref_id}`, its `locationId` `location-{floor_ref_id}`. Test controls on
+//! [`ServerHandle`]: [`emit_now`](ServerHandle::emit_now), [`emit_keepalive`](ServerHandle::emit_keepalive),
+//! [`exit_device`](ServerHandle::exit_device), [`send_raw_line`](ServerHandle::send_raw_line),
+//! [`disconnect_streams`](ServerHandle::disconnect_streams),
+//! [`set_duplicate_records`](ServerHandle::set_duplicate_records), [`set_silent`](ServerHandle::set_silent),
+//! [`set_blank_map_ids`](ServerHandle::set_blank_map_ids),
+//! [`reject_next_streams`](ServerHandle::reject_next_streams) (429 with `Retry-After`),
+//! [`set_update_interval`](ServerHandle::set_update_interval),
+//! [`set_keepalive_interval`](ServerHandle::set_keepalive_interval); introspection:
+//! [`spaces_records`](ServerHandle::spaces_records), [`open_streams`](ServerHandle::open_streams),
+//! [`streams_opened`](ServerHandle::streams_opened), [`wait_for_open_streams`](ServerHandle::wait_for_open_streams),
+//! [`wait_for_streams_opened`](ServerHandle::wait_for_streams_opened). [`Fault`]s apply as to every server
+//! (`Fault::Unauthorized` → 401).
 //!
 //! # Webex API double
 //! [`WebexDouble`] stands in for `https://webexapis.com/v1` (use [`WebexDouble::base_url`]) on a loopback
@@ -175,13 +237,16 @@ mod cmx;
 mod data;
 mod floorplan;
 mod maps;
+pub mod meraki;
 mod mse;
 pub mod oidc;
 pub mod proxy;
 mod scenario;
 mod server;
+mod spaces;
 pub mod webex;
 
+pub use meraki::{ImageRequest, MerakiHandle, PushReport};
 pub use oidc::{OidcDouble, OidcPerson, OidcRequest};
 pub use proxy::{ForwardProxy, ProxiedRequest, ProxyCredentials, ProxyOptions};
 pub use scenario::{
@@ -189,6 +254,7 @@ pub use scenario::{
     ServerKind, ServerSpec, Unit,
 };
 pub use server::{RecordedRequest, ServerHandle, Simulator};
+pub use spaces::{SpacesRecord, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_UPDATE_INTERVAL};
 pub use webex::{
     DeviceChange, DeviceEvent, MercuryStats, MessagesFault, PostedFile, PostedMessage,
     PushedActivity, RegisteredDevice, WebexDouble, WebexPerson,
@@ -245,6 +311,15 @@ pub enum SimError {
     /// The OpenID Connect provider double could not make its signing keys.
     #[error("cannot start the OpenID Connect provider double: {0}")]
     Key(String),
+    /// The Meraki double's pusher posted nothing (no receiver, failed validator handshake, no
+    /// connection).
+    #[error("Meraki push to {url:?} not done: {message}")]
+    Push {
+        /// The receiver URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// `first_port` + the number of servers does not fit in a port number.
     #[error("port {first_port} + {count} servers is beyond 65535")]
     PortRange {

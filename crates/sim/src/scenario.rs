@@ -40,15 +40,23 @@ pub enum ServerKind {
     /// MSE 8.x Context Aware API (`"mse"`).
     #[serde(rename = "mse")]
     Mse,
+    /// A Meraki network: Dashboard API, floor images, Scanning API v3 pushes (`"meraki"`).
+    #[serde(rename = "meraki")]
+    Meraki,
+    /// Cisco Spaces: the Firehose stream and map metadata/images (`"spaces"`).
+    #[serde(rename = "spaces")]
+    Spaces,
 }
 
 impl ServerKind {
-    /// The name used in scenario files: `cmx`, `cmx-v2` or `mse`.
+    /// The name used in scenario files: `cmx`, `cmx-v2`, `mse`, `meraki` or `spaces`.
     pub fn as_str(self) -> &'static str {
         match self {
             ServerKind::Cmx => "cmx",
             ServerKind::CmxV2 => "cmx-v2",
             ServerKind::Mse => "mse",
+            ServerKind::Meraki => "meraki",
+            ServerKind::Spaces => "spaces",
         }
     }
 }
@@ -74,6 +82,27 @@ pub struct ServerSpec {
     /// The fault it starts with.
     #[serde(default)]
     pub fault: Fault,
+    /// Meraki: the network id (default: the server name).
+    #[serde(default)]
+    pub network_id: Option<String>,
+    /// Meraki: the text the receiver must answer to the validator GET (default `sim-validator`).
+    #[serde(default)]
+    pub validator: Option<String>,
+    /// Meraki: the secret the Scanning API posts carry (default `sim-secret`).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Meraki: the receiver URL the pusher posts to (loopback only).
+    #[serde(default)]
+    pub push_to: Option<String>,
+    /// Meraki: push every this many milliseconds (default: only on demand).
+    #[serde(default)]
+    pub push_interval_ms: Option<u64>,
+    /// Spaces only: milliseconds between two rounds of location updates (default 1000).
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    /// Spaces only: milliseconds between two keep-alives (default 15000).
+    #[serde(default)]
+    pub keepalive_ms: Option<u64>,
 }
 
 /// A misbehaviour injected into every request to a server.
@@ -409,6 +438,19 @@ impl Scenario {
             }
             if s.username.is_empty() || s.username.contains(':') {
                 p.push(format!("{at}: username must be non-empty and without ':'"));
+            }
+            crate::meraki::check_server(&mut p, &at, s);
+            for (key, value) in [
+                ("interval_ms", s.interval_ms),
+                ("keepalive_ms", s.keepalive_ms),
+            ] {
+                match value {
+                    Some(_) if s.kind != ServerKind::Spaces => {
+                        p.push(format!("{at}: {key} is for spaces servers only"));
+                    }
+                    Some(0) => p.push(format!("{at}: {key} must be at least 1")),
+                    _ => {}
+                }
             }
         }
 

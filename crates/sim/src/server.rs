@@ -119,6 +119,10 @@ impl Simulator {
                 spec.kind,
                 world.clone(),
             ));
+            tasks.extend(crate::meraki::start(&data, ip, addr).await?);
+            if data.spaces.is_some() {
+                tasks.push(tokio::spawn(crate::spaces::generate(data.clone())));
+            }
             let shared = Arc::new(Shared::new(spec, data));
             tracing::info!(server = %spec.name, kind = %spec.kind, %addr, "simulated server listening");
             tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
@@ -258,6 +262,11 @@ impl ServerHandle {
         lock(&self.shared.log).iter().cloned().collect()
     }
 
+    /// The Meraki network's controls, for a `meraki` server.
+    pub fn meraki(&self) -> Option<crate::meraki::MerakiHandle> {
+        self.shared.meraki.clone()
+    }
+
     /// Waits until at least `n` requests have been received (for tests: no sleeping).
     pub async fn wait_for_requests(&self, n: u64) {
         loop {
@@ -269,6 +278,11 @@ impl ServerHandle {
             }
             notified.await;
         }
+    }
+
+    /// The data behind the server's endpoints.
+    pub(crate) fn data(&self) -> &ServerData {
+        &self.shared.data
     }
 }
 
@@ -286,7 +300,9 @@ struct Shared {
     peers: Mutex<Vec<IpAddr>>,
     log: Mutex<VecDeque<RecordedRequest>>,
     notify: Notify,
+    data: Arc<ServerData>,
     router: Router,
+    meraki: Option<crate::meraki::MerakiHandle>,
 }
 
 impl Shared {
@@ -303,6 +319,14 @@ impl Shared {
             peers: Mutex::new(Vec::new()),
             log: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
+            meraki: data
+                .meraki
+                .clone()
+                .map(|state| crate::meraki::MerakiHandle {
+                    data: data.clone(),
+                    state,
+                }),
+            data: data.clone(),
             router: router(data),
         }
     }
@@ -344,6 +368,12 @@ impl Shared {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
+        if self.kind == ServerKind::Meraki {
+            return crate::meraki::bearer_ok(headers, &self.password);
+        }
+        if self.kind == ServerKind::Spaces {
+            return crate::spaces::authorized(headers, &self.password);
+        }
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -370,6 +400,8 @@ impl Shared {
         match self.kind {
             ServerKind::Mse => "Basic realm=\"Cisco MSE\"",
             ServerKind::Cmx | ServerKind::CmxV2 => "Basic realm=\"Cisco CMX\"",
+            ServerKind::Meraki => "Bearer realm=\"Meraki Dashboard API\"",
+            ServerKind::Spaces => "X-API-KEY realm=\"Cisco Spaces\"",
         }
     }
 }
@@ -412,6 +444,8 @@ fn router(data: Arc<ServerData>) -> Router {
                 "/api/contextaware/v1/maps/imagesource/{image}",
                 get(maps::image_source),
             ),
+        ServerKind::Meraki => crate::meraki::routes(),
+        ServerKind::Spaces => crate::spaces::router(),
     };
     router
         .fallback(|| async { StatusCode::NOT_FOUND })

@@ -20,6 +20,9 @@
 //!   kept ([`Store::create_token`], [`Store::token_requester`]).
 //! - `web_keys`, `sessions`, `logins`: the web app's sign-in — keys shared by every instance (the
 //!   CSRF key), browser sessions (by the hash of their id) and OpenID Connect sign-ins under way.
+//! - `device_locations`: the latest fix of each device that a location stream pushes (Spaces
+//!   Firehose, Meraki Scanning API), one row per `(source, mac)`, no history
+//!   ([`Store::apply_live`], [`Store::live_devices`], [`LiveWriter`]; `live.rs`).
 //! - `positions`: named positions in event streams that only move forward ([`Store::position`],
 //!   [`Store::advance_position`]), e.g. the creation time of the last Webex message handled, for
 //!   catching up after a restart.
@@ -149,9 +152,13 @@ macro_rules! bind_all {
 }
 
 // After the macros, which they use.
+mod live;
 mod web;
 mod writer;
 
+pub use live::{
+    LiveBatch, LiveChange, LiveDevice, LiveSummary, LiveWriter, LiveWriterStats, ROWS_PER_STATEMENT,
+};
 pub use web::PendingLogin;
 
 /// A bind parameter.

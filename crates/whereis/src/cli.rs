@@ -15,6 +15,7 @@ use crate::lookup::{FindError, Finder};
 use crate::privacy::{Channel, Refusal, Requester};
 use crate::report::{FindReport, MapInfo, Outcome};
 use crate::store::{AuditFilter, Store};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use url::Url;
 use whereis_floormap::MapError;
 use whereis_location::{HttpSource, LocationSource};
@@ -531,6 +532,91 @@ fn file_name_part(text: &str) -> String {
         .collect()
 }
 
+/// The live sources' checks: the service accepts the key (and, for Spaces, the stream opens), the
+/// devices the live table holds, and for Meraki whether the receiver answers the validator at
+/// `[server] public_url`.
+async fn check_live_sources(
+    config: &Config,
+    store: Option<&Store>,
+) -> Vec<(String, Result<String, String>)> {
+    let checks = config.live_sources.iter().map(|live| async move {
+        let name = live.name().to_owned();
+        let Some(store) = store else {
+            return vec![(
+                name,
+                Err("the store is not available to hold its devices".to_owned()),
+            )];
+        };
+        let source = match crate::live::LiveSource::new(live, store.clone()) {
+            Ok(source) => source,
+            Err(err) => return vec![(name, Err(err.to_string()))],
+        };
+        let started = Instant::now();
+        let probe = tokio::time::timeout(CHECK_TIMEOUT, source.probe())
+            .await
+            .map_err(|_| format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))
+            .and_then(|probe| probe.map_err(|err| err.to_string()))
+            .map(|probe| format!("{} ({} ms)", probe.detail, started.elapsed().as_millis()));
+        let mut lines = vec![(name.clone(), probe)];
+        if let crate::config::LiveKind::Meraki(receiver) = &live.kind {
+            lines.push((
+                format!("{name} receiver"),
+                check_meraki_receiver(config, &name, receiver).await,
+            ));
+        }
+        lines
+    });
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Whether `{public_url}/ingest/meraki/{name}` answers the validator, as Meraki will check it.
+async fn check_meraki_receiver(
+    config: &Config,
+    name: &str,
+    receiver: &crate::config::MerakiReceiver,
+) -> Result<String, String> {
+    let Some(public_url) = &config.server.public_url else {
+        return Err(
+            "server.public_url is not set: Meraki needs the address it posts to".to_owned(),
+        );
+    };
+    let url = format!(
+        "{}/ingest/meraki/{}",
+        public_url.trim_end_matches('/'),
+        utf8_percent_encode(name, NON_ALPHANUMERIC)
+    );
+    let warning = if url.starts_with("https://") {
+        ""
+    } else {
+        " — warning: not https, Meraki's posts (and their secret) would cross the network in clear"
+    };
+    let client = config
+        .network
+        .http_client_builder()
+        .use_rustls_tls()
+        .timeout(CHECK_TIMEOUT)
+        .build()
+        .map_err(|err| err.to_string())?;
+    let answer = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|err| format!("{url}: not reachable from here ({err}){warning}"))?;
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    if status.is_success() && text.trim() == receiver.validator.expose().trim() {
+        Ok(format!("{url} answers the validator{warning}"))
+    } else {
+        Err(format!(
+            "{url} answered HTTP {status} without the validator (is this instance serving there?){warning}"
+        ))
+    }
+}
+
 /// One line of `check-config`: `ok` or `FAIL`, the part checked, what was found.
 fn report_check(failed: &mut u32, what: &str, result: Result<String, String>) {
     match result {
@@ -547,7 +633,7 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
     println!(
         "{}: valid, {} source(s); network: {}; probing…",
         path.display(),
-        config.sources.len(),
+        config.sources.len() + config.live_sources.len(),
         config.network.describe()
     );
     let mut failed = 0;
@@ -576,16 +662,22 @@ async fn check_config(path: &Path) -> anyhow::Result<u8> {
         report_check(&mut failed, &name, result);
     }
 
-    let store =
+    let (store, opened) =
         match tokio::time::timeout(CHECK_TIMEOUT, Store::open(config.store_url.expose())).await {
             Ok(Ok(store)) => match store.ping().await {
-                Ok(()) => Ok(format!("{} {}", store.kind(), store.url())),
-                Err(err) => Err(err.to_string()),
+                Ok(()) => (Ok(format!("{} {}", store.kind(), store.url())), Some(store)),
+                Err(err) => (Err(err.to_string()), None),
             },
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+            Ok(Err(err)) => (Err(err.to_string()), None),
+            Err(_) => (
+                Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+                None,
+            ),
         };
     report_check(&mut failed, "store", store);
+    for (name, result) in check_live_sources(&config, opened.as_ref()).await {
+        report_check(&mut failed, &name, result);
+    }
 
     let webex = match &config.webex {
         Some(webex) => {

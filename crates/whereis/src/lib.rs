@@ -18,6 +18,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
+pub mod live;
 pub mod lookup;
 pub mod metrics;
 pub mod oidc;

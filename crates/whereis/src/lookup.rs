@@ -22,6 +22,8 @@ use crate::store::{AuditEntry, Outcome as AuditOutcome, Store};
 /// the privacy rules every channel goes through.
 pub struct Finder {
     locator: Locator,
+    /// The sources answered from the live table (also in the locator), for their streams.
+    live: Vec<Arc<crate::live::LiveSource>>,
     maps: FloorMaps,
     privacy: Arc<Privacy>,
     directory: Option<Arc<Directory>>,
@@ -133,7 +135,7 @@ pub struct SetupError {
 impl Finder {
     /// Builds one HTTP source (and connection pool) per configured server.
     pub async fn from_config(config: &Config) -> Result<Finder, StartError> {
-        let sources = config
+        let mut sources = config
             .sources
             .iter()
             .map(|settings| {
@@ -146,6 +148,32 @@ impl Finder {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let store = Store::open(config.store_url.expose()).await?;
+        let live = config
+            .live_sources
+            .iter()
+            .map(|live| {
+                crate::live::LiveSource::new(live, store.clone())
+                    .map(Arc::new)
+                    .map_err(|error| SetupError {
+                        name: live.name().to_owned(),
+                        error,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Sources are asked, and listed, in file order.
+        let order = |name: &str| {
+            config
+                .sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(config.live_sources.iter().map(|l| l.name()))
+                .position(|n| n == name)
+        };
+        sources.extend(
+            live.iter()
+                .map(|l| Arc::clone(l) as Arc<dyn LocationSource>),
+        );
+        sources.sort_by_key(|source| order(source.name()));
         let webex = match &config.webex {
             Some(webex) => Some(
                 crate::webex_client(webex, &config.network, RetryPolicy::default())
@@ -159,6 +187,7 @@ impl Finder {
         };
         Ok(Finder {
             locator: Locator::new(sources, config.lookup.clone()),
+            live,
             maps: FloorMaps::new(config.maps.clone()),
             privacy: Arc::new(Privacy::new(store, config.privacy.clone())),
             directory,
@@ -167,6 +196,11 @@ impl Finder {
             web: config.web.clone(),
             network: config.network.clone(),
         })
+    }
+
+    /// The sources answered from the live table (Cisco Spaces, Meraki).
+    pub fn live_sources(&self) -> &[Arc<crate::live::LiveSource>] {
+        &self.live
     }
 
     /// How outbound connections leave the machine.

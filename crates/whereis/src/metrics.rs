@@ -23,6 +23,16 @@ pub const WEBSOCKET_RECONNECTS: &str = "whereis_websocket_reconnects_total";
 pub const STORE_CONNECTIONS: &str = "whereis_store_connections";
 /// Store failures, by `kind` (unavailable, query).
 pub const STORE_ERRORS: &str = "whereis_store_errors_total";
+/// Meraki Scanning API posts, by `source` and `result` (stored, wrong_secret, other_network, malformed).
+pub const MERAKI_POSTS: &str = "whereis_meraki_posts_total";
+/// Firehose records received, by `source`.
+pub const SPACES_RECORDS: &str = "whereis_spaces_records_total";
+/// 1 while this instance holds a Spaces source's stream and it is connected, by `source`.
+pub const SPACES_CONNECTED: &str = "whereis_spaces_stream_connected";
+/// Live table changes committed by this instance.
+pub const LIVE_CHANGES: &str = "whereis_live_changes_total";
+/// Live table batches that failed (their changes are repaired by the next update).
+pub const LIVE_BATCH_FAILURES: &str = "whereis_live_batch_failures_total";
 
 /// Upper bounds of the latency histograms, in seconds: from a cached map (a millisecond) to a
 /// source at its deadline (seconds).
@@ -85,6 +95,26 @@ pub fn render() -> String {
 }
 
 fn describe() {
+    describe_counter!(
+        MERAKI_POSTS,
+        "Meraki Scanning API posts, by source and result (stored, wrong_secret, other_network, malformed)."
+    );
+    describe_counter!(
+        SPACES_RECORDS,
+        "Cisco Spaces Firehose records received, by source."
+    );
+    describe_gauge!(
+        SPACES_CONNECTED,
+        "1 while this instance holds the source's Firehose stream and it is connected."
+    );
+    describe_counter!(
+        LIVE_CHANGES,
+        "Live device table changes committed by this instance."
+    );
+    describe_counter!(
+        LIVE_BATCH_FAILURES,
+        "Live device table batches that failed to commit."
+    );
     describe_counter!(LOOKUPS, "Lookups answered, by channel and outcome.");
     describe_counter!(
         RATE_LIMIT_REFUSALS,

@@ -39,7 +39,13 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let address = listener.local_addr()?;
     tracing::info!(%address, sources = config.sources.len(), "whereis serving");
     let finder = Arc::new(finder);
-    let health = Arc::new(Health::new(config.sources.iter().map(|s| s.name.as_str())));
+    let health = Arc::new(Health::new(
+        config
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(config.live_sources.iter().map(|l| l.name())),
+    ));
     let bot = match config.webex.clone() {
         Some(webex) => Some(Arc::new(
             Bot::connect(
@@ -55,6 +61,13 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     };
     Arc::clone(finder.privacy()).spawn_purge(stop.clone());
     crate::health::spawn_prober(Arc::clone(&finder), Arc::clone(&health), stop.clone());
+    let live = crate::live::start(
+        finder.live_sources(),
+        finder.privacy().store(),
+        &health,
+        config.lookup.max_age,
+        &stop,
+    );
     let websocket = match (&bot, config.webex.as_ref().map(|w| w.mode)) {
         (Some(bot), Some(WebexMode::Websocket)) => {
             let (task, state) = crate::chat::websocket::spawn(
@@ -83,21 +96,19 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     };
     println!("whereis listening on http://{address}");
     let stopping = stop.clone();
-    let served = server::serve(
-        listener,
-        server::router_with(
-            Arc::clone(&finder),
-            bot.clone(),
-            RouterOptions {
-                request_timeout: config.server.request_timeout,
-                health,
-                metrics: config.server.metrics_listen.is_none(),
-            },
-        ),
-        async move { stopping.cancelled().await },
+    let routes = server::router_with(
+        Arc::clone(&finder),
+        bot.clone(),
+        RouterOptions {
+            request_timeout: config.server.request_timeout,
+            health,
+            metrics: config.server.metrics_listen.is_none(),
+        },
     )
-    .await;
+    .merge(crate::live::meraki::router(Arc::clone(&live.receivers)));
+    let served = server::serve(listener, routes, async move { stopping.cancelled().await }).await;
     stop.cancel();
+    live.wind_down(config.server.shutdown_grace).await;
     wind_down(
         bot.as_deref(),
         &finder,

@@ -152,7 +152,8 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
             _ => None,
         })
         .collect();
-    assert_eq!(names.len(), 4, "{lines:?}");
+    // Four CMX/MSE servers, a Cisco Spaces tenant and a Meraki network.
+    assert_eq!(names.len(), 6, "{lines:?}");
     let (status, ready) = common::readyz_until(&base, |doc| {
         names
             .iter()
@@ -163,8 +164,22 @@ async fn demo_serves_lookups_against_the_built_in_simulator() {
     for name in &names {
         assert_eq!(common::source_state(&ready, name), "ok", "{ready:#}");
     }
-    assert_eq!(ready["streams"][0]["name"], "webex-websocket", "{ready:#}");
-    assert_eq!(ready["streams"][0]["state"], "connected", "{ready:#}");
+    let stream = |name: &str| {
+        ready["streams"]
+            .as_array()
+            .and_then(|streams| streams.iter().find(|s| s["name"] == name))
+            .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("no stream {name}: {ready:#}"))
+    };
+    assert_eq!(stream("webex-websocket"), "connected", "{ready:#}");
+    assert!(
+        ["connecting", "connected"].contains(&stream("spaces:spaces-hq").as_str()),
+        "{ready:#}"
+    );
+    assert!(
+        ["waiting", "receiving"].contains(&stream("meraki:meraki-riverside").as_str()),
+        "{ready:#}"
+    );
 
     // The local chat in JSON for curl: the bot's replies, with the maps saved as files.
     let chat: serde_json::Value = http()

@@ -8,7 +8,9 @@ mod client;
 pub mod cmx_v2;
 pub mod cmx_v3;
 pub mod maps;
+pub mod meraki;
 pub mod mse;
+pub mod spaces;
 mod time;
 
 use serde::de::DeserializeOwned;

@@ -3,10 +3,12 @@
 //! never from the file itself. `raw.rs` is the file as TOML gives it, `sections.rs` one parser per
 //! section.
 
+mod live;
 mod raw;
 mod sections;
 mod web;
 
+pub use live::{LiveKind, LiveSourceConfig, MerakiReceiver, Origin};
 pub use web::{OidcSettings, WebAuth, WebConfig, DEFAULT_PROXY_HEADER};
 
 use std::net::SocketAddr;
@@ -61,8 +63,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// Lookup settings.
     pub lookup: LocatorSettings,
-    /// Location servers, in file order.
+    /// Location servers asked at each lookup (CMX, MSE), in file order.
     pub sources: Vec<SourceSettings>,
+    /// Location services that push positions into the live table (Cisco Spaces, Meraki), in file order.
+    pub live_sources: Vec<LiveSourceConfig>,
     /// Floor maps: drawing and caching.
     pub maps: MapSettings,
     /// The Webex bot, when `[webex]` is configured.
@@ -228,7 +232,7 @@ impl Config {
         let network = sections::network(&reader, raw.network)?;
         let (lookup, timeout) = sections::lookup(&reader, raw.lookup)?;
         let (maps, image_timeout) = sections::maps(&reader, raw.maps)?;
-        let sources = sections::sources(
+        let (sources, live_sources) = sections::sources(
             &reader,
             raw.sources,
             &sections::SourceDefaults {
@@ -247,6 +251,7 @@ impl Config {
             server,
             lookup,
             sources,
+            live_sources,
             maps,
             webex,
             privacy,

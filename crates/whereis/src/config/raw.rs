@@ -123,6 +123,10 @@ pub(super) enum RawKind {
     CmxV2,
     #[serde(rename = "mse")]
     Mse,
+    #[serde(rename = "spaces")]
+    Spaces,
+    #[serde(rename = "meraki")]
+    Meraki,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,7 +135,7 @@ pub(super) struct RawSource {
     pub(super) name: Spanned<String>,
     pub(super) kind: RawKind,
     pub(super) url: Spanned<String>,
-    pub(super) username: Spanned<String>,
+    pub(super) username: Option<Spanned<String>>,
     pub(super) password_env: Option<Spanned<String>>,
     pub(super) password_file: Option<Spanned<PathBuf>>,
     pub(super) v3_username: Option<Spanned<String>>,
@@ -142,4 +146,14 @@ pub(super) struct RawSource {
     pub(super) insecure_skip_tls_verify: bool,
     #[serde(default)]
     pub(super) priority: i32,
+    // Cisco Spaces and Meraki (`config/live.rs`).
+    pub(super) api_key_env: Option<Spanned<String>>,
+    pub(super) api_key_file: Option<Spanned<PathBuf>>,
+    pub(super) network_id: Option<Spanned<String>>,
+    pub(super) validator_env: Option<Spanned<String>>,
+    pub(super) validator_file: Option<Spanned<PathBuf>>,
+    pub(super) secret_env: Option<Spanned<String>>,
+    pub(super) secret_file: Option<Spanned<PathBuf>>,
+    pub(super) unit: Option<Spanned<String>>,
+    pub(super) origin: Option<Spanned<String>>,
 }

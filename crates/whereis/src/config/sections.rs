@@ -14,6 +14,7 @@ use whereis_floormap::MapSettings;
 use whereis_location::{Credentials, LocatorSettings, Secret, SourceKind, SourceSettings};
 use whereis_net::{Network, ProxyServer};
 
+use super::live::LiveSourceConfig;
 use super::raw::{
     RawKind, RawLookup, RawMaps, RawNetwork, RawPrivacy, RawServer, RawSource, RawStore, RawWebex,
 };
@@ -321,27 +322,33 @@ pub(super) fn sources(
     r: &Reader,
     raw: Option<Vec<RawSource>>,
     defaults: &SourceDefaults,
-) -> Result<Vec<SourceSettings>, ConfigError> {
+) -> Result<(Vec<SourceSettings>, Vec<LiveSourceConfig>), ConfigError> {
     let Some(raw) = raw.filter(|s| !s.is_empty()) else {
         return Err(r.whole_file("no [[sources]]: name at least one location server".to_owned()));
     };
     let mut names = HashSet::new();
     let mut sources = Vec::with_capacity(raw.len());
+    let mut live = Vec::new();
     for (i, source) in raw.into_iter().enumerate() {
         let name_span = source.name.span();
-        let settings = one_source(r, i, source, defaults)?;
-        if !names.insert(settings.name.clone()) {
+        let name = source.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return Err(r.at(name_span, format!("sources[{i}].name: must not be empty")));
+        }
+        if !names.insert(name.clone()) {
             return Err(r.at(
                 name_span,
-                format!(
-                    "sources[{i}].name: {:?} is used by another source",
-                    settings.name
-                ),
+                format!("sources[{i}].name: {name:?} is used by another source"),
             ));
         }
+        if matches!(source.kind, RawKind::Spaces | RawKind::Meraki) {
+            live.push(super::live::live_source(r, i, name, source, defaults)?);
+            continue;
+        }
+        let settings = one_source(r, i, source, defaults)?;
         sources.push(settings);
     }
-    Ok(sources)
+    Ok((sources, live))
 }
 
 fn one_source(
@@ -360,15 +367,54 @@ fn one_source(
     }
     check_url(source.url.get_ref())
         .map_err(|msg| r.at(source.url.span(), format!("{}: {msg}", key("url"))))?;
-    if source.username.get_ref().is_empty() {
-        return Err(r.at(
-            source.username.span(),
-            format!("{}: must not be empty", key("username")),
-        ));
+    for (field, span) in [
+        ("api_key_env", source.api_key_env.as_ref().map(|v| v.span())),
+        (
+            "api_key_file",
+            source.api_key_file.as_ref().map(|v| v.span()),
+        ),
+        ("network_id", source.network_id.as_ref().map(|v| v.span())),
+        (
+            "validator_env",
+            source.validator_env.as_ref().map(|v| v.span()),
+        ),
+        (
+            "validator_file",
+            source.validator_file.as_ref().map(|v| v.span()),
+        ),
+        ("secret_env", source.secret_env.as_ref().map(|v| v.span())),
+        ("secret_file", source.secret_file.as_ref().map(|v| v.span())),
+        ("unit", source.unit.as_ref().map(|v| v.span())),
+        ("origin", source.origin.as_ref().map(|v| v.span())),
+    ] {
+        if let Some(span) = span {
+            return Err(r.at(
+                span,
+                format!(
+                    "{}: only kind = \"spaces\" or \"meraki\" has this key",
+                    key(field)
+                ),
+            ));
+        }
     }
+    let username = match source.username {
+        Some(user) if !user.get_ref().is_empty() => user,
+        Some(user) => {
+            return Err(r.at(
+                user.span(),
+                format!("{}: must not be empty", key("username")),
+            ))
+        }
+        None => {
+            return Err(r.at(
+                source.name.span(),
+                format!("sources[{i}] ({name}): set username (the API user of the server)"),
+            ))
+        }
+    };
     let password = r
         .secret(
-            source.username.span(),
+            username.span(),
             (&key("password_env"), source.password_env.as_ref()),
             (&key("password_file"), source.password_file.as_ref()),
         )?
@@ -407,33 +453,17 @@ fn one_source(
             ))
         }
     };
-    let ca_file = match source.ca_file {
-        Some(ca) => {
-            let resolved = r.base_dir.join(ca.get_ref());
-            if !resolved.is_file() {
-                return Err(r.at(
-                    ca.span(),
-                    format!(
-                        "{}: {} is not a readable file",
-                        key("ca_file"),
-                        resolved.display()
-                    ),
-                ));
-            }
-            Some(resolved)
-        }
-        None => None,
-    };
+    let ca_file = ca_file(r, &key("ca_file"), source.ca_file.as_ref())?;
     Ok(SourceSettings {
         name,
         kind: match source.kind {
             RawKind::Cmx => SourceKind::Cmx,
             RawKind::CmxV2 => SourceKind::CmxV2,
-            RawKind::Mse => SourceKind::Mse,
+            RawKind::Mse | RawKind::Spaces | RawKind::Meraki => SourceKind::Mse,
         },
         url: source.url.into_inner(),
         credentials: Credentials {
-            username: source.username.into_inner(),
+            username: username.into_inner(),
             password,
         },
         v3_credentials,
@@ -444,6 +474,25 @@ fn one_source(
         image_timeout: defaults.image_timeout,
         network: defaults.network.clone(),
     })
+}
+
+/// A `ca_file` key: resolved against the configuration's folder, and a readable file.
+pub(super) fn ca_file(
+    r: &Reader,
+    key: &str,
+    ca: Option<&Spanned<PathBuf>>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(ca) = ca else {
+        return Ok(None);
+    };
+    let resolved = r.base_dir.join(ca.get_ref());
+    if !resolved.is_file() {
+        return Err(r.at(
+            ca.span(),
+            format!("{key}: {} is not a readable file", resolved.display()),
+        ));
+    }
+    Ok(Some(resolved))
 }
 
 /// `allowed_domains` as written, with its place in the file.

@@ -539,6 +539,7 @@ fn page(
         .map_or(from.as_str(), |p| p.name);
     let rendered = TEMPLATES.get_template("chat.html").and_then(|t| {
         t.render(minijinja::context! {
+            app_css => crate::web::app_css_url(),
             css => CSS.url(),
             js => JS.url(),
             people => people,
@@ -636,7 +637,8 @@ mod tests {
         let template = TEMPLATES.get_template("chat.html").expect("compiles");
         let html = template
             .render(minijinja::context! {
-                css => CSS.url(),
+                app_css => crate::web::app_css_url(),
+            css => CSS.url(),
                 js => JS.url(),
                 people => vec![Choice { email: "a@example.com", name: "A <b>" }],
                 from => "a@example.com",

@@ -116,12 +116,31 @@ pub fn write_config(
         client = sign_in.client_id,
     )?;
     for (i, server) in simulator.servers().iter().enumerate() {
-        let secret = format!("{}.password", server.name());
+        let name = server.name();
+        let secret = format!("{name}.password");
         write_private(&dir.join(&secret), server.password())?;
+        if let Some(meraki) = server.meraki() {
+            write_private(&dir.join(format!("{name}.validator")), &meraki.validator())?;
+            write_private(&dir.join(format!("{name}.secret")), &meraki.secret())?;
+            write!(
+                text,
+                "\n[[sources]]\nname = {name:?}\nkind = \"meraki\"\nurl = {url:?}\nnetwork_id = {network:?}\napi_key_file = {secret:?}\nvalidator_file = \"{name}.validator\"\nsecret_file = \"{name}.secret\"\npriority = {i}\n",
+                url = meraki.dashboard_url(),
+                network = meraki.network_id(),
+            )?;
+            continue;
+        }
+        if server.kind().as_str() == "spaces" {
+            write!(
+                text,
+                "\n[[sources]]\nname = {name:?}\nkind = \"spaces\"\nurl = {url:?}\napi_key_file = {secret:?}\npriority = {i}\n",
+                url = server.base_url(),
+            )?;
+            continue;
+        }
         write!(
             text,
             "\n[[sources]]\nname = {name:?}\nkind = {kind:?}\nurl = {url:?}\nusername = {user:?}\npassword_file = {secret:?}\npriority = {i}\n",
-            name = server.name(),
             kind = server.kind().as_str(),
             url = server.base_url(),
             user = server.username(),
@@ -245,9 +264,28 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     );
     // The same background tasks and routes as `serve`: /readyz shows the probes and the websocket.
     crate::metrics::start(shutdown.clone());
-    let health = Arc::new(Health::new(config.sources.iter().map(|s| s.name.as_str())));
+    let health = Arc::new(Health::new(
+        config
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(config.live_sources.iter().map(|l| l.name())),
+    ));
     crate::health::spawn_prober(Arc::clone(&finder), Arc::clone(&health), shutdown.clone());
     Arc::clone(finder.privacy()).spawn_purge(shutdown.clone());
+    let live = crate::live::start(
+        finder.live_sources(),
+        finder.privacy().store(),
+        &health,
+        config.lookup.max_age,
+        &shutdown,
+    );
+    // The simulated Meraki networks post to this instance's receiver.
+    for server in simulator.servers() {
+        if let Some(meraki) = server.meraki() {
+            meraki.set_receiver(&format!("{public_url}/ingest/meraki/{}", server.name()));
+        }
+    }
     websocket::report_state(state, Arc::clone(&health));
     let options = RouterOptions {
         request_timeout: config.server.request_timeout,
@@ -255,7 +293,8 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         metrics: true,
     };
     let router = server::router_with(Arc::clone(&finder), Some(Arc::clone(&bot)), options)
-        .merge(chat.router());
+        .merge(chat.router())
+        .merge(crate::live::meraki::router(Arc::clone(&live.receivers)));
     println!(
         "{}",
         instructions(&Shown {
@@ -270,6 +309,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let stopping = shutdown.clone();
     let served = server::serve(listener, router, async move { stopping.cancelled().await }).await;
     shutdown.cancel();
+    live.wind_down(std::time::Duration::from_secs(5)).await;
     crate::service::wind_down(
         Some(&bot),
         &finder,
@@ -350,11 +390,29 @@ fn instructions(shown: &Shown<'_>) -> String {
     for server in simulator.servers() {
         let _ = writeln!(
             text,
-            "  {:<14} {:<7} {}",
+            "  {:<16} {:<7} {}",
             server.name(),
             server.kind().as_str(),
             server.base_url()
         );
+    }
+    // The services that push positions, and whom to look for to see them.
+    for server in simulator.servers() {
+        let what = match server.kind().as_str() {
+            "spaces" => "Cisco Spaces streams positions",
+            "meraki" => "Meraki posts positions",
+            _ => continue,
+        };
+        let seen: Vec<&str> = people
+            .iter()
+            .filter(|p| {
+                p.devices
+                    .iter()
+                    .any(|d| d.servers.iter().any(|s| s == server.name()))
+            })
+            .map(|p| p.username.as_str())
+            .collect();
+        let _ = writeln!(text, "  {what} ({}) of: {}", server.name(), seen.join(", "));
     }
     let _ = writeln!(text, "Simulated OpenID Connect provider: {issuer}");
     let _ = writeln!(text, "\nPeople to look for ({}):", people.len());

@@ -26,6 +26,11 @@ use crate::privacy::{Channel, Refusal, Requester};
 use crate::report::{describe_device, DeviceReport, FindReport, Outcome};
 use crate::server::{error, identify, map_link, AppState};
 
+/// The address of the app's stylesheet (content-hashed), for pages outside `web` that share it.
+pub(crate) fn app_css_url() -> String {
+    assets::CSS.url()
+}
+
 /// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
