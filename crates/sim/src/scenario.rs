@@ -666,7 +666,8 @@ y = 2.0
     fn builtin_demo_is_valid() {
         let s = Scenario::parse(include_str!("../scenarios/demo.toml"), "demo.toml")
             .expect("demo.toml valid");
-        assert_eq!(s.servers.len(), 4);
+        // Four CMX/MSE servers, a Cisco Spaces tenant and a Meraki network.
+        assert_eq!(s.servers.len(), 6);
         assert!(s.people.iter().any(|p| p.username == "jdoe"));
         assert_eq!(Scenario::builtin_demo(), s);
     }
