@@ -114,7 +114,7 @@ fn all_problems_are_reported_at_once() {
 fn builtin_demo_matches_the_brief() {
     let s = Scenario::builtin_demo();
     let kinds: Vec<&str> = s.servers.iter().map(|x| x.kind.as_str()).collect();
-    assert_eq!(kinds, ["cmx", "cmx", "cmx-v2", "mse"]);
+    assert_eq!(kinds, ["cmx", "cmx", "cmx-v2", "mse", "spaces", "meraki"]);
     assert_eq!(s.campuses.len(), 2);
     assert!(s.campuses.iter().map(|c| c.buildings.len()).sum::<usize>() >= 3);
     let jdoe = s
