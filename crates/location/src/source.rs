@@ -542,22 +542,9 @@ impl HttpSource {
         result
     }
 
-    /// Counts a failure into [`ERRORS_METRIC`].
-    fn count_error(&self, err: &SourceError) {
-        metrics::counter!(
-            ERRORS_METRIC,
-            "source" => self.settings.name.clone(),
-            "kind" => err.kind(),
-        )
-        .increment(1);
-    }
-
     /// Counts `result`'s failure, if any, and passes it on.
     fn counted<T>(&self, result: Result<T, SourceError>) -> Result<T, SourceError> {
-        if let Err(err) = &result {
-            self.count_error(err);
-        }
-        result
+        counted(&self.settings.name, result)
     }
 
     async fn fetch(
@@ -1182,6 +1169,24 @@ pub(crate) fn http_client(
     builder
         .build()
         .map_err(|err| SourceError::Setup(error_chain(&err)))
+}
+
+/// Counts a failure of `source` into [`ERRORS_METRIC`], by kind.
+pub(crate) fn count_error(source: &str, err: &SourceError) {
+    metrics::counter!(
+        ERRORS_METRIC,
+        "source" => source.to_owned(),
+        "kind" => err.kind(),
+    )
+    .increment(1);
+}
+
+/// Counts `result`'s failure, if any, for `source`, and passes it on.
+pub(crate) fn counted<T>(source: &str, result: Result<T, SourceError>) -> Result<T, SourceError> {
+    if let Err(err) = &result {
+        count_error(source, err);
+    }
+    result
 }
 
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use super::LiveSettings;
 use crate::model::{normalize_mac, Api, FloorPlan, Unit};
 use crate::source::{
-    path_segment, read_body, transport_error, ListPaging, Probe, SourceError, ERRORS_METRIC,
-    MAX_IMAGE_BODY, REQUEST_DURATION_METRIC,
+    path_segment, read_body, transport_error, ListPaging, Probe, SourceError, MAX_IMAGE_BODY,
+    REQUEST_DURATION_METRIC,
 };
 use crate::wire::{json_body, parse_timestamp, record, ParseError};
 
@@ -409,21 +409,12 @@ impl MerakiDashboard {
         .record(started.elapsed());
     }
 
-    /// Runs `work`, counting its failure into [`ERRORS_METRIC`].
+    /// Runs `work`, counting its failure into [`crate::ERRORS_METRIC`].
     async fn counted<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
-        let result = work.await;
-        if let Err(err) = &result {
-            metrics::counter!(
-                ERRORS_METRIC,
-                "source" => self.settings.name.clone(),
-                "kind" => err.kind(),
-            )
-            .increment(1);
-        }
-        result
+        crate::source::counted(&self.settings.name, work.await)
     }
 }
 

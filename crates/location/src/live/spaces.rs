@@ -24,9 +24,7 @@ use tokio::sync::mpsc;
 
 use super::LiveSettings;
 use crate::model::{Api, FloorPlan, Unit};
-use crate::source::{
-    path_segment, transport_error, Probe, SourceError, ERRORS_METRIC, MAX_IMAGE_BODY,
-};
+use crate::source::{path_segment, transport_error, Probe, SourceError, MAX_IMAGE_BODY};
 use crate::wire::spaces::{parse_record, FirehoseEvent, FirehoseRecord};
 use crate::wire::ParseError;
 
@@ -270,20 +268,8 @@ impl SpacesClient {
         self.unit
     }
 
-    fn count_error(&self, err: &SourceError) {
-        metrics::counter!(
-            ERRORS_METRIC,
-            "source" => self.settings.name.clone(),
-            "kind" => err.kind(),
-        )
-        .increment(1);
-    }
-
     fn counted<T>(&self, result: Result<T, SourceError>) -> Result<T, SourceError> {
-        if let Err(err) = &result {
-            self.count_error(err);
-        }
-        result
+        crate::source::counted(&self.settings.name, result)
     }
 
     /// Runs the Firehose until `out` is closed (→ `Ok`) or the key is refused
@@ -337,7 +323,7 @@ impl SpacesClient {
                 }
                 Session::Refused(code) => {
                     let err = SourceError::Unauthorized(code);
-                    self.count_error(&err);
+                    crate::source::count_error(&self.settings.name, &err);
                     tracing::error!(source = %self.settings.name, "Spaces Firehose: {err}; the stream stops");
                     status.set_state(StreamState::Refused {
                         reason: err.to_string(),
