@@ -27,6 +27,7 @@ use crate::report::{describe_device, DeviceReport, FindReport, Outcome};
 use crate::server::{error, identify, map_link, AppState};
 
 /// The address of the app's stylesheet (content-hashed), for pages outside `web` that share it.
+#[cfg(feature = "demo")]
 pub(crate) fn app_css_url() -> String {
     assets::CSS.url()
 }
