@@ -348,8 +348,37 @@ impl Drop for Browser {
     }
 }
 
+/// How often chromedriver is started again after losing its port to another process.
+const DRIVER_ATTEMPTS: usize = 5;
+
 /// Starts chromedriver on a port of its own choosing (`--port=0`) and reads which one it took.
+/// chromedriver takes the port on IPv6 first and then binds the same number on IPv4, which another
+/// process (a test running alongside) may hold by then: it then exits, and is started again.
 async fn start_driver(program: &Path, scratch: &Path) -> (Child, u16) {
+    let log = scratch.join("chromedriver.log");
+    for _ in 1..DRIVER_ATTEMPTS {
+        match try_start_driver(program, scratch).await {
+            Some(started) => return started,
+            None if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("Address already in use") =>
+            {
+                let _ = std::fs::remove_file(&log);
+            }
+            None => break,
+        }
+    }
+    try_start_driver(program, scratch).await.unwrap_or_else(|| {
+        panic!(
+            "{} did not say which port it listens on; its log: {}",
+            program.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })
+}
+
+/// One start of chromedriver; `None` when it ends (or says nothing) without naming its port.
+async fn try_start_driver(program: &Path, scratch: &Path) -> Option<(Child, u16)> {
     let mut driver = Command::new(program)
         .arg("--port=0")
         .arg(format!(
@@ -377,17 +406,15 @@ async fn start_driver(program: &Path, scratch: &Path) -> (Child, u16) {
     })
     .await
     .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        panic!(
-            "{} did not say which port it listens on; its log: {}",
-            program.display(),
-            std::fs::read_to_string(scratch.join("chromedriver.log")).unwrap_or_default()
-        )
-    });
+    .flatten();
+    let Some(port) = port else {
+        let _ = driver.start_kill();
+        let _ = driver.wait().await;
+        return None;
+    };
     // Keep reading, so that a chatty chromedriver never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (driver, port)
+    Some((driver, port))
 }
 
 /// Asks chromedriver's `/status` until it says it is ready for a session.
