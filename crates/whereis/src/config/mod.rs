@@ -18,6 +18,7 @@ use std::time::Duration;
 use whereis_floormap::MapSettings;
 
 use crate::directory::DirectoryConfig;
+use crate::privacy::{Consent, Hours, Precision};
 use whereis_location::{LocatorSettings, Secret, SourceSettings};
 use whereis_net::Network;
 
@@ -137,6 +138,16 @@ pub struct PrivacyConfig {
     pub audit_retention_days: u32,
     /// Tell people (in a direct Webex message) when they were located, and by whom.
     pub notify_target: bool,
+    /// Whether people who made no choice are findable (`default`).
+    pub consent: Consent,
+    /// When people may be located (`working_hours`, `working_days`); `None`: always.
+    pub working_hours: Option<Hours>,
+    /// The time zone working hours are read in for people whose own the directory does not know.
+    pub timezone: jiff::tz::TimeZone,
+    /// Its name, as configured (`UTC` by default).
+    pub timezone_name: String,
+    /// The finest precision anyone is shown with (`max_precision`).
+    pub max_precision: Precision,
 }
 
 impl Default for PrivacyConfig {
@@ -147,6 +158,11 @@ impl Default for PrivacyConfig {
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             notify_target: false,
+            consent: Consent::OptOut,
+            working_hours: None,
+            timezone: jiff::tz::TimeZone::UTC,
+            timezone_name: "UTC".to_owned(),
+            max_precision: Precision::Exact,
         }
     }
 }

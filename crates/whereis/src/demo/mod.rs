@@ -278,6 +278,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         finder.privacy().store(),
         &health,
         config.lookup.max_age,
+        crate::live::OfficeHours::new(&config.privacy, Arc::clone(finder.privacy().clock())),
         &shutdown,
     );
     // The simulated Meraki networks post to this instance's receiver.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::Entry;
 use crate::lookup::{FindError, IdentityError, SelfServiceError};
-use crate::privacy::{Channel, Refusal, Requester};
+use crate::privacy::{Channel, Precision, Refusal, Requester};
 use crate::report::{describe_device, DeviceReport, FindReport, Outcome};
 use crate::server::{error, identify, map_link, AppState};
 
@@ -308,6 +308,8 @@ struct MapView {
     width: u32,
     height: u32,
     alt: String,
+    /// Whether the map shows the device (below `exact` precision it is the plan alone).
+    marked: bool,
     /// The marker's centre in percent of the width and height, for the script's zoom.
     marker_x: String,
     marker_y: String,
@@ -412,7 +414,14 @@ async fn search(state: &AppState, query: &str, requester: &Requester) -> (Status
                 ..Results::default()
             },
         ),
-        Err(err @ FindError::Refused(Refusal::OptedOut(_))) => (
+        Err(
+            err @ FindError::Refused(
+                Refusal::OptedOut(_)
+                | Refusal::NotOptedIn(_)
+                | Refusal::NotAvailable(_)
+                | Refusal::OutsideHours(_),
+            ),
+        ) => (
             StatusCode::FORBIDDEN,
             Results::message("Not available", err.to_string()),
         ),
@@ -484,6 +493,17 @@ fn found(report: &FindReport, outcome: Outcome) -> (StatusCode, Results) {
             person.username
         ));
     }
+    match report.precision {
+        Precision::Exact => {}
+        Precision::Floor => notes.push(format!(
+            "{} is shown to the floor only: the plan has no marker.",
+            person.username
+        )),
+        Precision::Building => notes.push(format!(
+            "{} is shown to the building only.",
+            person.username
+        )),
+    }
     let name = person.display_name.as_deref().unwrap_or(&person.username);
     let total = report.devices.len();
     let cards = report
@@ -531,12 +551,18 @@ fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
         _ if !device.hierarchy.is_empty() => device.hierarchy.replace('>', " · "),
         _ => "Unnamed location".to_owned(),
     };
+    let marked = entry.precision == Precision::Exact;
     let map = match &entry.map {
         Some(Some(info)) => info.url.as_ref().map(|url| MapView {
             url: url.clone(),
             width: info.width,
             height: info.height,
-            alt: format!("Floor plan of {place} with the device marked"),
+            alt: if marked {
+                format!("Floor plan of {place} with the device marked")
+            } else {
+                format!("Floor plan of {place}")
+            },
+            marked,
             marker_x: percent(info.marker[0], info.width),
             marker_y: percent(info.marker[1], info.height),
         }),
@@ -614,6 +640,8 @@ struct LookupRow {
     requester: String,
     channel: String,
     outcome: &'static str,
+    /// How precisely an allowed lookup was answered; empty for a refusal.
+    precision: String,
 }
 
 /// `GET /me`: whether the requester can be located, the switch, and who looked for them.
@@ -626,10 +654,9 @@ async fn me_page(
         Ok(found) => found,
         Err(err) => return self_service_page(&requester, err),
     };
-    let store = state.finder.privacy().store();
-    let opted_out = match store.is_opted_out(&username).await {
-        Ok(opted_out) => opted_out,
-        Err(err) => return self_service_page(&requester, SelfServiceError::Store(err)),
+    let opted_out = match state.finder.my_settings(&requester).await {
+        Ok(settings) => !settings.findable,
+        Err(err) => return self_service_page(&requester, err),
     };
     let csrf = match state.auth.csrf_token(&requester).await {
         Ok(token) => token,
@@ -644,6 +671,7 @@ async fn me_page(
             requester: entry.requester.clone(),
             channel: entry.channel.clone(),
             outcome: entry.outcome.as_str(),
+            precision: entry.precision.clone().unwrap_or_default(),
         })
         .collect();
     page(
