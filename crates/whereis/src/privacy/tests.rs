@@ -749,8 +749,15 @@ async fn outside_working_hours_nobody_is_located() {
         privacy.check(&jane, &jdoe, no_viewer).await,
         Err(Refusal::OutsideHours("jdoe".into()))
     );
-    clock.set_ms(at("2026-12-07T11:59:00Z"));
+    // The next morning (the clock only moves forward, as the rate limit expects): open up to
+    // 11:59, closed from 12:00.
+    clock.set_ms(at("2026-12-08T11:59:00Z"));
     assert!(privacy.check(&jane, &jdoe, no_viewer).await.is_ok());
+    clock.set_ms(at("2026-12-08T12:00:00Z"));
+    assert_eq!(
+        privacy.check(&jane, &jdoe, no_viewer).await,
+        Err(Refusal::OutsideHours("jdoe".into()))
+    );
     assert_eq!(
         privacy.set_hours("jdoe", None).await,
         Ok(Some(hours("08:00-18:30")))
