@@ -13,6 +13,7 @@
 //!   [`health`]: readiness; [`metrics`]: the Prometheus exporter; [`shutdown`]: signals.
 //! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`, …).
 
+pub mod api_settings;
 pub mod auth;
 pub mod chat;
 pub mod cli;

@@ -123,6 +123,7 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
         .route("/api/v1/me/optout", post(me_opt_out))
         .route("/api/v1/me/optin", post(me_opt_in))
         .route("/api/v1/me/lookups", get(me_lookups))
+        .merge(crate::api_settings::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), identify));
     let router = Router::new()
         .merge(api)
@@ -439,7 +440,7 @@ pub(crate) async fn identify(
 }
 
 /// The status and body of a failed action on the requester's own record.
-fn self_service_error(err: SelfServiceError) -> Response {
+pub(crate) fn self_service_error(err: SelfServiceError) -> Response {
     let status = match &err {
         SelfServiceError::Identity(IdentityError::DirectoryUnavailable(_))
         | SelfServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -487,6 +488,7 @@ async fn me_lookups(
                 "requester": entry.requester,
                 "channel": entry.channel,
                 "outcome": entry.outcome.as_str(),
+                "precision": entry.precision,
             })).collect::<Vec<_>>(),
         }))
         .into_response(),

@@ -409,6 +409,63 @@ password_env = "MSE_PASSWORD"
     }
 
     #[test]
+    fn privacy_controls() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.privacy.consent, Consent::OptOut);
+        assert_eq!(config.privacy.working_hours, None);
+        assert_eq!(config.privacy.max_precision, Precision::Exact);
+        assert_eq!(config.privacy.timezone_name, "UTC");
+        let strict = format!(
+            "{GOOD}\n[privacy]\ndefault = \"opt-in\"\nworking_hours = \"08:00-18:30\"\nworking_days = [\"mon-thu\", \"fri\"]\ntimezone = \"Europe/Zurich\"\nmax_precision = \"floor\"\n"
+        );
+        let config = parse(&strict).unwrap();
+        assert_eq!(config.privacy.consent, Consent::OptIn);
+        assert_eq!(
+            config
+                .privacy
+                .working_hours
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("08:00-18:30 mon,tue,wed,thu,fri")
+        );
+        assert_eq!(config.privacy.max_precision, Precision::Floor);
+        assert_eq!(config.privacy.timezone_name, "Europe/Zurich");
+        // Days without hours: the whole day on those days.
+        let days = format!("{GOOD}\n[privacy]\nworking_days = [\"sat\"]\n");
+        let config = parse(&days).unwrap();
+        assert_eq!(
+            config
+                .privacy
+                .working_hours
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("00:00-24:00 sat")
+        );
+        // Hours without days: Monday to Friday.
+        let hours = format!("{GOOD}\n[privacy]\nworking_hours = \"09:00-17:00\"\n");
+        assert_eq!(
+            parse(&hours).unwrap().privacy.working_hours.map(|h| h.days),
+            Some(crate::privacy::Weekdays::MONDAY_TO_FRIDAY)
+        );
+        for (bad, key) in [
+            ("default = \"maybe\"", "privacy.default"),
+            ("max_precision = \"room\"", "privacy.max_precision"),
+            ("timezone = \"Mars/Olympus\"", "privacy.timezone"),
+            ("working_hours = \"18:00-08:00\"", "privacy.working_hours"),
+            (
+                "working_hours = \"08:00-18:00 mon\"",
+                "privacy.working_hours",
+            ),
+            ("working_days = [\"someday\"]", "privacy.working_days"),
+        ] {
+            let text = format!("{GOOD}\n[privacy]\n{bad}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+            assert!(err.starts_with("/etc/whereis.toml:"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = GOOD.replace("timeout_ms = 1500", "timeout_m = 1500");
         let err = parse(&text).unwrap_err().to_string();
