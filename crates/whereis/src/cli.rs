@@ -121,6 +121,9 @@ enum Command {
         /// Address of the HTTP server (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Use the `[privacy]` settings of this file (e.g. deploy/privacy-strict.toml).
+        #[arg(long)]
+        privacy: Option<PathBuf>,
     },
     /// Webex set-up.
     Webex {
@@ -283,7 +286,9 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(EXIT_FOUND)
         }
         #[cfg(feature = "demo")]
-        Command::Demo { listen } => crate::demo::run(listen).await.map(|()| EXIT_FOUND),
+        Command::Demo { listen, privacy } => crate::demo::run(listen, privacy.as_deref())
+            .await
+            .map(|()| EXIT_FOUND),
         #[cfg(feature = "demo")]
         Command::Sim { scenario, listen } => sim(&scenario, listen).await.map(|()| EXIT_FOUND),
         Command::Webex {

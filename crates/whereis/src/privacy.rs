@@ -506,7 +506,7 @@ pub enum Audience {
 /// Whom `settings` let find their person: everyone but the blocked, or only the chosen (named
 /// people, and the team when shared with it); the person themself always.
 pub fn audience(settings: &PersonSettings, requester: &Requester, is_self: bool) -> Audience {
-    let named = |list: &[String]| list.iter().any(|email| *email == requester.id);
+    let named = |list: &[String]| list.contains(&requester.id);
     if is_self {
         Audience::Allowed
     } else if named(&settings.blocked) {
