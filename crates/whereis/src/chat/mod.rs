@@ -384,7 +384,7 @@ impl Bot {
                 Ok(username) => {
                     reply
                         .text(format!(
-                            "Done: colleagues can find {username} with whereis again."
+                            "Done: colleagues can find {username} with whereis."
                         ))
                         .await
                 }

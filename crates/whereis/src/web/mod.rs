@@ -543,13 +543,18 @@ fn found(report: &FindReport, outcome: Outcome) -> (StatusCode, Results) {
 fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
     let device = &entry.device;
     let text = describe_device(name, device);
+    let via = format!(", via {}", device.source);
     let (sentence, details) = match text.split_once(" — ") {
         Some((sentence, details)) => (sentence.to_owned(), details.to_owned()),
-        None => (text.clone(), String::new()),
+        // A coarsened device has no details: the sentence ends with the source, shown on its own.
+        None => (
+            text.strip_suffix(&via).unwrap_or(&text).to_owned(),
+            String::new(),
+        ),
     };
     // The details end with ", via SOURCE": the card shows the source on its own.
     let details = details
-        .strip_suffix(&format!(", via {}", device.source))
+        .strip_suffix(&via)
         .unwrap_or(details.as_str())
         .to_owned();
     let place = match (&device.building, &device.floor) {
