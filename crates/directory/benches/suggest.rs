@@ -45,6 +45,7 @@ fn directory() -> FileDirectory {
             display_name: format!("{first} {last} {i}"),
             email: Some(format!("{username}@example.com")),
             username,
+            ..Default::default()
         };
         (entry, vec![format!("{first}{i}")])
     });

@@ -122,13 +122,27 @@ fn load_blocking(path: &Path) -> Result<Index, DirectoryError> {
     parse(&bytes).map_err(|msg| DirectoryError::Invalid(format!("{shown}: {msg}")))
 }
 
+/// The columns a file may have, as error messages name them.
+const HEADER: &str = "username,display_name,email[,aliases,team,manager,timezone]";
+
 /// Which column holds what.
 struct Columns {
     username: usize,
     display_name: usize,
     email: usize,
     aliases: Option<usize>,
+    team: Option<usize>,
+    manager: Option<usize>,
+    timezone: Option<usize>,
     count: usize,
+}
+
+impl Columns {
+    /// Fields a line must have: up to the last required column (optional ones after it may be
+    /// left out).
+    fn needed(&self) -> usize {
+        1 + self.username.max(self.display_name).max(self.email)
+    }
 }
 
 /// Parses a whole CSV; errors are `line N: …`.
@@ -183,15 +197,10 @@ fn parse(bytes: &[u8]) -> Result<Index, String> {
                 "a field runs over several lines (a quote left open?)".into()
             ));
         }
-        // A trailing aliases column may be left out; every other column is required.
-        let needed = if columns.aliases == Some(columns.count - 1) {
-            columns.count - 1
-        } else {
-            columns.count
-        };
-        if record.len() < needed {
+        // Optional columns after the last required one may be left out.
+        if record.len() < columns.needed() {
             return Err(at(format!(
-                "{} field(s), expected {} (username,display_name,email[,aliases]) — a missing column?",
+                "{} field(s), expected {} ({HEADER}) — a missing column?",
                 record.len(),
                 columns.count
             )));
@@ -205,10 +214,14 @@ fn parse(bytes: &[u8]) -> Result<Index, String> {
         }
         let get = |i: usize| record.get(i).unwrap_or("").to_string();
         let email = get(columns.email);
+        let optional = |column: Option<usize>| column.map(get).filter(|value| !value.is_empty());
         let entry = Entry {
             username: get(columns.username),
             display_name: get(columns.display_name),
             email: (!email.is_empty()).then_some(email),
+            team: optional(columns.team),
+            manager: optional(columns.manager),
+            timezone: optional(columns.timezone),
         };
         let aliases = columns
             .aliases
@@ -223,7 +236,7 @@ fn parse(bytes: &[u8]) -> Result<Index, String> {
         builder.add(entry, aliases, line as usize).map_err(at)?;
     }
     if columns.is_none() {
-        return Err("no header line (username,display_name,email[,aliases])".into());
+        return Err(format!("no header line ({HEADER})"));
     }
     Ok(builder.finish())
 }
@@ -233,15 +246,21 @@ fn header(record: &csv::StringRecord) -> Result<Columns, String> {
     let mut display_name = None;
     let mut email = None;
     let mut aliases = None;
+    let mut team = None;
+    let mut manager = None;
+    let mut timezone = None;
     for (i, name) in record.iter().enumerate() {
         let slot = match name.to_ascii_lowercase().as_str() {
             "username" => &mut username,
             "display_name" => &mut display_name,
             "email" => &mut email,
             "aliases" => &mut aliases,
+            "team" => &mut team,
+            "manager" => &mut manager,
+            "timezone" => &mut timezone,
             other => {
                 return Err(format!(
-                    "unknown column {other:?} in the header (expected username,display_name,email[,aliases])"
+                    "unknown column {other:?} in the header (expected {HEADER})"
                 ))
             }
         };
@@ -255,10 +274,13 @@ fn header(record: &csv::StringRecord) -> Result<Columns, String> {
             display_name,
             email,
             aliases,
+            team,
+            manager,
+            timezone,
             count: record.len(),
         }),
         _ => Err(format!(
-            "the header must name username,display_name,email[,aliases]; found {:?}",
+            "the header must name {HEADER}; found {:?}",
             record.iter().collect::<Vec<_>>().join(",")
         )),
     }
@@ -375,6 +397,7 @@ mod tests {
                 display_name: format!("{first} {last} {i:05}"),
                 email: Some(format!("{username}@example.com")),
                 username,
+                ..Default::default()
             };
             (entry, Vec::new())
         });

@@ -304,16 +304,36 @@ impl LdapDirectory {
                 .and_then(|want| mails.iter().find(|m| m.eq_ignore_ascii_case(want.trim())))
                 .or(mails.first())
                 .cloned();
+            let first = |attribute: Option<&String>| {
+                attribute.and_then(|name| values(name).into_iter().next())
+            };
+            let manager = values("manager")
+                .into_iter()
+                .next()
+                .map(|dn| first_rdn_value(&dn));
             people.push(Person::new(
                 Entry {
                     username,
                     display_name,
                     email,
+                    team: first(self.config.team_attribute.as_ref()),
+                    manager,
+                    timezone: first(self.config.timezone_attribute.as_ref()),
                 },
                 &aliases,
             ));
         }
         people
+    }
+}
+
+/// The value of a DN's first part (`uid=boss,ou=people,…` → `boss`), which is how a manager is
+/// compared with a username; a value that is not a DN is returned as it is.
+fn first_rdn_value(dn: &str) -> String {
+    let first = dn.split(',').next().unwrap_or(dn);
+    match first.split_once('=') {
+        Some((_, value)) => value.trim().to_string(),
+        None => dn.trim().to_string(),
     }
 }
 
@@ -365,14 +385,17 @@ impl Session {
         filter: &str,
         size_limit: i32,
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
-        let attributes = [
+        let mut attributes = vec![
             self.config.username_attribute.as_str(),
             "displayName",
             "cn",
             "mail",
             "givenName",
             "sn",
+            "manager",
         ];
+        attributes.extend(self.config.team_attribute.as_deref());
+        attributes.extend(self.config.timezone_attribute.as_deref());
         let seconds = i32::try_from(self.config.timeout.as_secs().max(1)).unwrap_or(60);
         let result = self
             .ldap
@@ -501,6 +524,8 @@ mod tests {
                 bind_password: None,
                 base_dn: "dc=example,dc=com".into(),
                 username_attribute: "uid".into(),
+                team_attribute: None,
+                timezone_attribute: None,
                 timeout: Duration::from_secs(1),
             },
             tls: tls_config(None).unwrap(),

@@ -59,6 +59,10 @@ pub struct RawDirectory {
     pub base_dn: Option<String>,
     /// ldap: the attribute holding the username (default `uid`; Active Directory: `sAMAccountName`).
     pub username_attribute: Option<String>,
+    /// ldap: the attribute naming a person's team (e.g. `departmentNumber`); none by default.
+    pub team_attribute: Option<String>,
+    /// ldap: the attribute holding a person's IANA time zone; none by default.
+    pub timezone_attribute: Option<String>,
     /// ldap: timeout of each operation (connect, bind, search), in milliseconds.
     pub timeout_ms: Option<u64>,
 }
@@ -94,6 +98,10 @@ pub struct LdapConfig {
     pub base_dn: String,
     /// Attribute holding the username.
     pub username_attribute: String,
+    /// Attribute naming a person's team, if any.
+    pub team_attribute: Option<String>,
+    /// Attribute holding a person's time zone, if any.
+    pub timezone_attribute: Option<String>,
     /// Timeout of each operation.
     pub timeout: Duration,
 }
@@ -107,7 +115,7 @@ impl RawDirectory {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<DirectoryConfig, String> {
         let kind = self.kind.trim().to_ascii_lowercase();
-        let used: [(&str, bool); 10] = [
+        let used: [(&str, bool); 12] = [
             ("path", self.path.is_some()),
             ("url", self.url.is_some()),
             ("starttls", self.starttls.is_some()),
@@ -117,6 +125,8 @@ impl RawDirectory {
             ("bind_password_file", self.bind_password_file.is_some()),
             ("base_dn", self.base_dn.is_some()),
             ("username_attribute", self.username_attribute.is_some()),
+            ("team_attribute", self.team_attribute.is_some()),
+            ("timezone_attribute", self.timezone_attribute.is_some()),
             ("timeout_ms", self.timeout_ms.is_some()),
         ];
         let allowed: &[&str] = match kind.as_str() {
@@ -131,6 +141,8 @@ impl RawDirectory {
                 "bind_password_file",
                 "base_dn",
                 "username_attribute",
+                "team_attribute",
+                "timezone_attribute",
                 "timeout_ms",
             ],
             _ => {
@@ -198,24 +210,18 @@ fn resolve_ldap(
         .map(|b| b.trim().to_string())
         .filter(|b| !b.is_empty())
         .ok_or("directory.base_dn: kind = \"ldap\" needs base_dn (e.g. \"ou=people,dc=example,dc=com\")")?;
-    let username_attribute = raw
-        .username_attribute
-        .map(|a| a.trim().to_string())
-        .unwrap_or_else(|| "uid".to_string());
-    let valid_attribute = !username_attribute.is_empty()
-        && username_attribute.len() <= 64
-        && username_attribute
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && username_attribute
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if !valid_attribute {
-        return Err(format!(
-            "directory.username_attribute: {username_attribute:?} is not an LDAP attribute name"
-        ));
-    }
+    let username_attribute = attribute_name(
+        "username_attribute",
+        raw.username_attribute.unwrap_or_else(|| "uid".to_string()),
+    )?;
+    let team_attribute = raw
+        .team_attribute
+        .map(|a| attribute_name("team_attribute", a))
+        .transpose()?;
+    let timezone_attribute = raw
+        .timezone_attribute
+        .map(|a| attribute_name("timezone_attribute", a))
+        .transpose()?;
     let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_LDAP_TIMEOUT_MS);
     if timeout_ms == 0 || timeout_ms > MAX_LDAP_TIMEOUT_MS {
         return Err(format!(
@@ -275,12 +281,35 @@ fn resolve_ldap(
         bind_password,
         base_dn,
         username_attribute,
+        team_attribute,
+        timezone_attribute,
         timeout: Duration::from_millis(timeout_ms),
     })
 }
 
+/// An LDAP attribute name given as `directory.{key}` (trimmed), or why it is not one.
+fn attribute_name(key: &str, name: String) -> Result<String, String> {
+    let name = name.trim().to_string();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!(
+            "directory.{key}: {name:?} is not an LDAP attribute name"
+        ))
+    }
+}
+
 /// One person in the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     /// The username the location servers know.
     pub username: String,
@@ -288,6 +317,14 @@ pub struct Entry {
     pub display_name: String,
     /// Email address, when the directory has one.
     pub email: Option<String>,
+    /// The person's team (the file's `team` column, LDAP's `team_attribute`), when known.
+    pub team: Option<String>,
+    /// Who the person reports to, when known: an email or a username (the file's `manager`
+    /// column; LDAP's `manager` DN by the value of its first part, `uid=boss,…` → `boss`).
+    pub manager: Option<String>,
+    /// The person's IANA time zone (`Europe/Zurich`; the file's `timezone` column, LDAP's
+    /// `timezone_attribute`), when known.
+    pub timezone: Option<String>,
 }
 
 /// What a query resolved to.

@@ -586,6 +586,7 @@ mod tests {
                 username: username.into(),
                 display_name: name.into(),
                 email: Some(format!("{username}@example.com")),
+                ..Default::default()
             },
             &aliases.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         )

@@ -192,6 +192,7 @@ fn entry(person: &WebexPerson, preferred: Option<&str>) -> Option<Entry> {
         username: local.to_lowercase(),
         display_name,
         email: Some(email),
+        ..Default::default()
     })
 }
 

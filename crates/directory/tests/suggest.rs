@@ -135,11 +135,13 @@ async fn file_ranks_exact_identifiers_then_leading_names_then_the_rest() {
                 username: "jan".into(),
                 display_name: "Yves Jan".into(),
                 email: Some("yves.jan@example.com".into()),
+                ..Default::default()
             },
             Entry {
                 username: "jdoe".into(),
                 display_name: "Jane Doe".into(),
                 email: Some("jane.doe@example.com".into()),
+                ..Default::default()
             },
         ]
     );
@@ -159,6 +161,7 @@ async fn file_limit_is_clamped() {
                 username: format!("s{i:02}"),
                 display_name: format!("Sam Person{:02}", 39 - i),
                 email: None,
+                ..Default::default()
             },
             Vec::new(),
         )
@@ -301,6 +304,7 @@ async fn webex_finds_whole_emails_only_and_asks_nothing_for_fragments() {
             username: "jdoe".into(),
             display_name: "Jane Doe".into(),
             email: Some("jdoe@example.com".into()),
+            ..Default::default()
         }]
     );
     let before = calls();

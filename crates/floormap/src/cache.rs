@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use whereis_location::{Device, LocationSource, SourceError};
 
 use crate::decode::{decode, DecodeLimits, FloorImage};
-use crate::render::{place, render, render_crop, MarkerPosition, Placement, Rendered};
+use crate::render::{place, render, render_crop, render_plan, MarkerPosition, Placement, Rendered};
 
 /// Counter of floor images found in a cache, by `level` (`memory`, `disk`).
 pub const MAP_CACHE_HITS_TOTAL: &str = "whereis_map_cache_hits_total";
@@ -220,6 +220,22 @@ impl FloorMaps {
         // Recorded here rather than on the blocking thread: recorders may be scoped to the caller's thread.
         metrics::histogram!(MAP_RENDER_DURATION_SECONDS).record(took.as_secs_f64());
         Ok(map)
+    }
+
+    /// The floor of `device` without a marker (for a person shown only to the floor): no crop,
+    /// since a crop would be centred on the position.
+    pub async fn draw_plan(
+        &self,
+        source: &dyn LocationSource,
+        device: &Device,
+    ) -> Result<DeviceMap, MapError> {
+        let (image_name, _) = placement(device)?;
+        let image = self.floor_image(source, &image_name).await?;
+        let full = tokio::task::spawn_blocking(move || render_plan(&image))
+            .await
+            .map_err(|e| MapError::Render(format!("drawing task failed: {e}")))?
+            .map_err(|e| MapError::Render(e.to_string()))?;
+        Ok(DeviceMap { full, crop: None })
     }
 
     async fn load(

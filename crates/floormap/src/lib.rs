@@ -14,4 +14,4 @@ pub use cache::{
     MAP_CACHE_MISSES_TOTAL, MAP_DECODE_DURATION_SECONDS, MAP_RENDER_DURATION_SECONDS,
 };
 pub use decode::{DecodeLimits, FloorImage};
-pub use render::{MarkerPosition, Placement, Rendered, MARKER_COLOR};
+pub use render::{render_plan, MarkerPosition, Placement, Rendered, MARKER_COLOR};

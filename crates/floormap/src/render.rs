@@ -139,6 +139,19 @@ pub fn render(image: &FloorImage, placement: &Placement) -> Result<Rendered, Ren
     draw(image, placement, |_| whole)
 }
 
+/// The whole (display-sized) floor with no marker, for a person shown only to the floor; the
+/// `marker` of the result is `[0, 0]` and means nothing.
+pub fn render_plan(image: &FloorImage) -> Result<Rendered, RenderError> {
+    let png = encode_png(image.pixels(), image.width(), image.height())?;
+    Ok(Rendered {
+        png,
+        width: image.width(),
+        height: image.height(),
+        marker: [0, 0],
+        clamped: false,
+    })
+}
+
 /// A `size`×`size` (or smaller, if the image is smaller) crop centred on the marker as far as the edges
 /// allow — for chat. The marker keeps the size it has in [`render`].
 pub fn render_crop(

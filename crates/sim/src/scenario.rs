@@ -279,6 +279,9 @@ pub struct PersonSpec {
     /// serves their devices: opting out is for whereis to enforce, and the demo does at start.
     #[serde(default)]
     pub opted_out: bool,
+    /// The person's team, for directories built from the scenario (whereis's `share with team`).
+    #[serde(default)]
+    pub team: Option<String>,
     /// The person's devices.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,

@@ -4,11 +4,13 @@
 //! What it keeps, and why:
 //! - `deliveries`: the Webex message ids already handled, so that a webhook Webex retries — or
 //!   delivers to two instances — is answered once ([`Store::first_delivery`]).
-//! - `opt_outs`: the people who asked not to be located; they must stay opted out across restarts
-//!   and on every instance.
+//! - `privacy_settings`: each person's own choices — opted in or out, precision, working hours,
+//!   who may find them (team, named people, blocked people); they hold across restarts and on every
+//!   instance (`settings.rs`). `favourites`: the colleagues each requester starred.
 //! - `audit`: every lookup, allowed or refused (when, requester, target, channel, outcome, sources
-//!   asked, sources that found something): `who looked for me`, the `audit` command, and `stats`
-//!   over a window. Rows older than the retention are purged.
+//!   asked, sources that found something, the precision it was answered with — never a position):
+//!   `who looked for me`, the `audit` command, and `stats` over a window. Rows older than the
+//!   retention are purged.
 //! - `counters`: running totals per outcome and per source for `stats`; they survive the audit purge.
 //! - `choices`: the numbered candidates offered to a requester after an ambiguous full name, so that
 //!   the answer "2" works whichever instance receives it.
@@ -72,9 +74,6 @@ const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long SQLite waits for another writer before failing with "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How many usernames [`Store::opted_out_among`] asks about per query (well under SQLite's and
-/// PostgreSQL's bind parameter limits).
-pub const OPT_OUT_BATCH: usize = 500;
 
 /// The audit rows listed when the filter sets no limit.
 const DEFAULT_AUDIT_LIMIT: u32 = 1000;
@@ -145,6 +144,8 @@ macro_rules! bind_all {
             query = match arg {
                 Arg::Text(text) => query.bind(text.as_str()),
                 Arg::Int(int) => query.bind(*int),
+                Arg::OptText(text) => query.bind(text.as_deref()),
+                Arg::OptInt(int) => query.bind(*int),
             };
         }
         query
@@ -153,18 +154,24 @@ macro_rules! bind_all {
 
 // After the macros, which they use.
 mod live;
+mod settings;
 mod web;
 mod writer;
 
 pub use live::{
     LiveBatch, LiveChange, LiveDevice, LiveSummary, LiveWriter, LiveWriterStats, ROWS_PER_STATEMENT,
 };
+pub use settings::{PersonSettings, MAX_FAVOURITES, MAX_NAMED_PEOPLE, SETTINGS_BATCH};
 pub use web::PendingLogin;
 
 /// A bind parameter.
 enum Arg {
     Text(String),
     Int(i64),
+    /// A text that may be NULL (typed, as PostgreSQL needs).
+    OptText(Option<String>),
+    /// An integer that may be NULL.
+    OptInt(Option<i64>),
 }
 
 impl fmt::Debug for Store {
@@ -346,64 +353,6 @@ impl Store {
             .await
     }
 
-    /// Opts `username` (normalised by the caller) out of being located, or back in.
-    pub async fn set_opted_out(
-        &self,
-        username: &str,
-        opted_out: bool,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let what = "recording an opt-out";
-        let user = Arg::Text(username.to_owned());
-        if opted_out {
-            let sql = "INSERT INTO opt_outs (username, since) VALUES ($1, $2) \
-                       ON CONFLICT (username) DO NOTHING";
-            self.execute(sql, &[user, Arg::Int(now)], what).await?;
-        } else {
-            let sql = "DELETE FROM opt_outs WHERE username = $1";
-            self.execute(sql, &[user], what).await?;
-        }
-        Ok(())
-    }
-
-    /// Whether `username` (normalised by the caller) opted out.
-    pub async fn is_opted_out(&self, username: &str) -> Result<bool, StoreError> {
-        let sql = "SELECT COUNT(*) FROM opt_outs WHERE username = $1";
-        let args = [Arg::Text(username.to_owned())];
-        Ok(self.count(sql, &args, "reading opt-outs").await? > 0)
-    }
-
-    /// How many people are opted out.
-    /// Which of `usernames` opted out, asked [`OPT_OUT_BATCH`] names per query (a roster of a
-    /// whole building costs a few queries, not one per person).
-    pub async fn opted_out_among(
-        &self,
-        usernames: &[String],
-    ) -> Result<BTreeSet<String>, StoreError> {
-        let mut found = BTreeSet::new();
-        for batch in usernames.chunks(OPT_OUT_BATCH) {
-            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT username FROM opt_outs WHERE username IN ({})",
-                placeholders.join(", ")
-            );
-            let args: Vec<Arg> = batch.iter().map(|u| Arg::Text(u.clone())).collect();
-            let rows: Result<Vec<String>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
-                match bind_all!(sqlx::query(&sql), &args).fetch_all(pool).await {
-                    Ok(rows) => rows.iter().map(|row| row.try_get(0)).collect(),
-                    Err(e) => Err(e),
-                }
-            });
-            found.extend(rows.map_err(|e| self.error("reading opt-outs", e))?);
-        }
-        Ok(found)
-    }
-
-    pub async fn opted_out_count(&self) -> Result<u64, StoreError> {
-        self.count("SELECT COUNT(*) FROM opt_outs", &[], "counting opt-outs")
-            .await
-    }
-
     /// Writes one audit row, and counts it for `stats`; returns once it is committed (in a group
     /// commit with the writes of concurrent lookups).
     pub async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -413,7 +362,7 @@ impl Store {
     /// The audit rows matching `filter`, newest first.
     pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let mut sql = String::from(
-            "SELECT at, requester, target, channel, outcome, sources, found_by, devices \
+            "SELECT at, requester, target, channel, outcome, sources, found_by, devices, precision \
              FROM audit WHERE 1 = 1",
         );
         let mut args = Vec::new();
@@ -437,7 +386,17 @@ impl Store {
         args.push(Arg::Int(i64::from(limit)));
         sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT ${}", args.len()));
 
-        type Raw = (i64, String, String, String, String, String, String, i64);
+        type Raw = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+        );
         let rows: Result<Vec<Raw>, sqlx::Error> = with_pool!(&self.db.backend, pool => {
             match bind_all!(sqlx::query(&sql), &args).fetch_all(pool).await {
                 Ok(rows) => rows
@@ -452,6 +411,7 @@ impl Store {
                             row.try_get(5)?,
                             row.try_get(6)?,
                             row.try_get(7)?,
+                            row.try_get(8)?,
                         ))
                     })
                     .collect(),
@@ -461,7 +421,17 @@ impl Store {
         let rows = rows.map_err(|e| self.error("reading the audit log", e))?;
         rows.into_iter()
             .map(
-                |(at, requester, target, channel, outcome, sources, found_by, devices)| {
+                |(
+                    at,
+                    requester,
+                    target,
+                    channel,
+                    outcome,
+                    sources,
+                    found_by,
+                    devices,
+                    precision,
+                )| {
                     let bad = |what: &str| {
                         StoreError::Query(format!(
                             "reading the audit log: the row at {at} for {target} has {what}"
@@ -480,6 +450,7 @@ impl Store {
                         requester,
                         target,
                         channel,
+                        precision,
                     })
                 },
             )
@@ -555,6 +526,7 @@ impl Store {
             *stats.by_source.entry(name).or_default() += n;
         }
         stats.opted_out_people = self.opted_out_count().await?;
+        stats.opted_in_people = self.opted_in_count().await?;
         Ok(stats)
     }
 

@@ -22,6 +22,9 @@ pub struct AuditEntry {
     pub found_by: Vec<String>,
     /// How many devices were reported.
     pub devices: u32,
+    /// How precisely an allowed lookup was answered (`exact`, `floor`, `building`); `None` for a
+    /// refusal.
+    pub precision: Option<String>,
 }
 
 /// What came of a lookup request.
@@ -33,6 +36,13 @@ pub enum Outcome {
     NotFound,
     /// Refused: the target opted out.
     OptedOut,
+    /// Refused: the organisation asks people to opt in, and the target has not.
+    NotOptedIn,
+    /// Refused: the target does not share their location with the requester (the requester is
+    /// only told "not available").
+    NotShared,
+    /// Refused: outside the target's working hours.
+    OutsideHours,
     /// Refused: the requester used up the rate limit.
     RateLimited,
     /// Refused: the requester may not use whereis.
@@ -43,10 +53,13 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Found,
         Outcome::NotFound,
         Outcome::OptedOut,
+        Outcome::NotOptedIn,
+        Outcome::NotShared,
+        Outcome::OutsideHours,
         Outcome::RateLimited,
         Outcome::NotAllowed,
         Outcome::Failed,
@@ -58,6 +71,9 @@ impl Outcome {
             Outcome::Found => "found",
             Outcome::NotFound => "not found",
             Outcome::OptedOut => "opted out",
+            Outcome::NotOptedIn => "not opted in",
+            Outcome::NotShared => "not shared",
+            Outcome::OutsideHours => "outside hours",
             Outcome::RateLimited => "rate limited",
             Outcome::NotAllowed => "not allowed",
             Outcome::Failed => "failed",
@@ -73,7 +89,12 @@ impl Outcome {
     pub fn is_refusal(self) -> bool {
         matches!(
             self,
-            Outcome::OptedOut | Outcome::RateLimited | Outcome::NotAllowed
+            Outcome::OptedOut
+                | Outcome::NotOptedIn
+                | Outcome::NotShared
+                | Outcome::OutsideHours
+                | Outcome::RateLimited
+                | Outcome::NotAllowed
         )
     }
 }
@@ -142,6 +163,8 @@ pub struct StoreStats {
     pub by_source: BTreeMap<String, u64>,
     /// People opted out now.
     pub opted_out_people: u64,
+    /// People opted in now.
+    pub opted_in_people: u64,
 }
 
 impl StoreStats {

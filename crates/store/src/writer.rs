@@ -32,8 +32,8 @@ const RESERVE_SQL: &str = "INSERT INTO rate_limits (requester, tat) VALUES ($1, 
     WHERE CASE WHEN rate_limits.tat > $2 THEN rate_limits.tat ELSE $2 END + $3 <= $2 + $4 \
     RETURNING tat";
 const AUDIT_SQL: &str = "INSERT INTO audit \
-    (at, requester, target, channel, outcome, sources, found_by, devices) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    (at, requester, target, channel, outcome, sources, found_by, devices, precision) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const COUNT_SQL: &str = "INSERT INTO counters (kind, name, n) VALUES ($1, $2, $3) \
     ON CONFLICT (kind, name) DO UPDATE SET n = counters.n + $3";
 
@@ -223,6 +223,7 @@ async fn transaction(db: &Db, writes: &[Write]) -> Result<Vec<Done>, sqlx::Error
                         .bind(encode_list(&entry.sources))
                         .bind(encode_list(&entry.found_by))
                         .bind(i64::from(entry.devices))
+                        .bind(entry.precision.as_deref())
                         .execute(&mut *tx)
                         .await?;
                     done.push(Done::Recorded);

@@ -121,6 +121,9 @@ enum Command {
         /// Address of the HTTP server (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Use the `[privacy]` settings of this file (e.g. deploy/privacy-strict.toml).
+        #[arg(long)]
+        privacy: Option<PathBuf>,
     },
     /// Webex set-up.
     Webex {
@@ -283,7 +286,9 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(EXIT_FOUND)
         }
         #[cfg(feature = "demo")]
-        Command::Demo { listen } => crate::demo::run(listen).await.map(|()| EXIT_FOUND),
+        Command::Demo { listen, privacy } => crate::demo::run(listen, privacy.as_deref())
+            .await
+            .map(|()| EXIT_FOUND),
         #[cfg(feature = "demo")]
         Command::Sim { scenario, listen } => sim(&scenario, listen).await.map(|()| EXIT_FOUND),
         Command::Webex {
@@ -393,7 +398,15 @@ async fn find_and_print(
 ) -> anyhow::Result<u8> {
     let mut report = match finder.find(query, requester).await {
         Ok(report) => report,
-        Err(err @ (FindError::Refused(Refusal::OptedOut(_)) | FindError::NoSuchPerson(_))) => {
+        Err(
+            err @ (FindError::Refused(
+                Refusal::OptedOut(_)
+                | Refusal::NotOptedIn(_)
+                | Refusal::NotAvailable(_)
+                | Refusal::OutsideHours(_),
+            )
+            | FindError::NoSuchPerson(_)),
+        ) => {
             println!("{err}.");
             return Ok(EXIT_NOT_FOUND);
         }
@@ -491,13 +504,14 @@ async fn self_service(path: &Path, email: &str, action: SelfService) -> anyhow::
 async fn write_maps(finder: &Finder, report: &mut FindReport, dir: &Path) {
     let user = file_name_part(&report.person.username);
     let drawn = futures::future::join_all(report.devices.iter().enumerate().map(|(i, entry)| {
-        let path = dir.join(format!(
-            "{user}-{}-{}.png",
-            i + 1,
-            entry.device.mac.replace(':', "")
-        ));
+        // Below `exact` precision there is no MAC to name the file by.
+        let name = match entry.device.mac.replace(':', "") {
+            mac if mac.is_empty() => format!("{user}-{}.png", i + 1),
+            mac => format!("{user}-{}-{mac}.png", i + 1),
+        };
+        let path = dir.join(name);
         async move {
-            let map = finder.draw(&entry.device).await?;
+            let map = finder.draw(&entry.device, entry.precision).await?;
             tokio::fs::write(&path, &map.full.png)
                 .await
                 .map_err(|err| {

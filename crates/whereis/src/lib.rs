@@ -3,7 +3,9 @@
 //! The binary's library half, so that integration tests can start the real server in-process:
 //! - [`config`]: the TOML configuration, validated with file/line/key errors; secrets from env/files.
 //! - [`lookup`]: one lookup for every channel ([`lookup::Finder`]); [`report`]: its JSON/text answer.
-//! - [`privacy`]: opt-outs, the rate limit and the audit log, enforced the same way on every channel.
+//! - [`privacy`]: the rules (opt-in/out, audience, working hours, precision, rate limit) and the
+//!   audit log, enforced the same way on every channel; [`settings`]: what a person does about
+//!   their own settings and favourites.
 //! - [`server`]: the HTTP routes of `serve` and `demo` (API, webhooks, health, metrics);
 //!   [`web`]: the web pages on top of them.
 //! - [`chat`]: the Webex bot: webhook and websocket intake, commands, replies with maps.
@@ -11,6 +13,7 @@
 //!   [`health`]: readiness; [`metrics`]: the Prometheus exporter; [`shutdown`]: signals.
 //! - [`cli`]: the subcommands (`find`, `check-config`, `serve`, `demo`, `sim`, …).
 
+pub mod api_settings;
 pub mod auth;
 pub mod chat;
 pub mod cli;
@@ -27,6 +30,7 @@ pub mod report;
 pub mod roster;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod shutdown;
 pub mod signin;
 pub mod web;

@@ -14,8 +14,10 @@ use whereis_webex::{NewMessage, RetryPolicy, WebexClient};
 
 use crate::config::Config;
 use crate::directory::{Directory, Entry, Resolution};
-use crate::privacy::{now, Channel, Privacy, Refusal, Requester};
-use crate::report::{DeviceReport, FindReport, Outcome, Person};
+use crate::privacy::{
+    now, Answered, Channel, Clock, Precision, Privacy, Refusal, Requester, Target,
+};
+use crate::report::{coarsen, DeviceReport, FindReport, Outcome, Person};
 use crate::store::{AuditEntry, Outcome as AuditOutcome, Store};
 
 /// The lookup service: the Locator over every configured source, the floor maps, the directory, and
@@ -135,6 +137,14 @@ pub struct SetupError {
 impl Finder {
     /// Builds one HTTP source (and connection pool) per configured server.
     pub async fn from_config(config: &Config) -> Result<Finder, StartError> {
+        Finder::from_config_with_clock(config, Arc::new(crate::privacy::SystemClock)).await
+    }
+
+    /// [`Finder::from_config`] with the privacy rules reading `clock` (tests move it).
+    pub async fn from_config_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Finder, StartError> {
         let mut sources = config
             .sources
             .iter()
@@ -189,7 +199,7 @@ impl Finder {
             locator: Locator::new(sources, config.lookup.clone()),
             live,
             maps: FloorMaps::new(config.maps.clone()),
-            privacy: Arc::new(Privacy::new(store, config.privacy.clone())),
+            privacy: Arc::new(Privacy::with_clock(store, config.privacy.clone(), clock)),
             directory,
             webex,
             pending: TaskTracker::new(),
@@ -248,13 +258,19 @@ impl Finder {
             .find(|source| source.name() == device.source)
     }
 
-    /// Draws a device on its floor plan.
-    pub async fn draw(&self, device: &Device) -> Result<DeviceMap, MapError> {
+    /// Draws a device on its floor plan as `precision` allows: with its marker at `exact`, the
+    /// plan alone at `floor`, nothing at `building`.
+    pub async fn draw(&self, device: &Device, precision: Precision) -> Result<DeviceMap, MapError> {
         let source = self.source_of(device).ok_or(MapError::NoFloorPlan)?;
-        self.maps.draw(source.as_ref(), device).await
+        match precision {
+            Precision::Exact => self.maps.draw(source.as_ref(), device).await,
+            Precision::Floor => self.maps.draw_plan(source.as_ref(), device).await,
+            Precision::Building => Err(MapError::NoFloorPlan),
+        }
     }
 
-    /// Where a device's marker would be drawn, and the map's size, without drawing it.
+    /// Where a device's marker would be drawn, and the map's size, without drawing it (at `floor`
+    /// precision the marker is not drawn, and its position is not given out).
     pub async fn marker(&self, device: &Device) -> Result<(u32, u32, MarkerPosition), MapError> {
         let source = self.source_of(device).ok_or(MapError::NoFloorPlan)?;
         let (image, _, marker) = self.maps.locate_marker(source.as_ref(), device).await?;
@@ -291,6 +307,9 @@ impl Finder {
                 Outcome::AllSourcesFailed => "failed",
             },
             Err(FindError::Refused(Refusal::OptedOut(_))) => "opted_out",
+            Err(FindError::Refused(Refusal::NotOptedIn(_))) => "not_opted_in",
+            Err(FindError::Refused(Refusal::NotAvailable(_))) => "not_shared",
+            Err(FindError::Refused(Refusal::OutsideHours(_))) => "outside_hours",
             Err(FindError::Refused(Refusal::RateLimited(_))) => "rate_limited",
             Err(FindError::Refused(Refusal::StoreUnavailable(_))) => "store_unavailable",
             Err(FindError::NotAllowed(_)) => "not_allowed",
@@ -321,9 +340,16 @@ impl Finder {
                 self.privacy.config().allowed_domains.clone(),
             ));
         }
-        let (person, directory_error) = self.resolve(query, requester).await?;
+        let (person, entry, directory_error) = self.resolve(query, requester).await?;
         let username = Username::parse(&person.username)?;
-        self.privacy.check(requester, username.as_str()).await?;
+        let target = match &entry {
+            Some(entry) => Target::from_entry(entry),
+            None => Target::username(username.as_str()),
+        };
+        let precision = self
+            .privacy
+            .check(requester, &target, || self.viewer(requester))
+            .await?;
         let lookup = self.locator.locate(&username).await;
         let failed: Vec<&str> = lookup.errors.iter().map(|e| e.source.as_str()).collect();
         let answered: Vec<String> = self
@@ -340,9 +366,12 @@ impl Finder {
             .record_lookup(
                 requester,
                 username.as_str(),
-                answered,
-                found_by,
-                u32::try_from(lookup.devices.len()).unwrap_or(u32::MAX),
+                Answered {
+                    sources: answered,
+                    found_by,
+                    devices: u32::try_from(lookup.devices.len()).unwrap_or(u32::MAX),
+                },
+                precision,
             )
             .await;
         if !lookup.devices.is_empty() {
@@ -351,18 +380,27 @@ impl Finder {
         Ok(FindReport {
             query: query.trim().to_owned(),
             person,
-            devices: lookup
-                .devices
+            precision,
+            devices: coarsen(lookup.devices, precision)
                 .into_iter()
-                .map(|device| DeviceReport {
-                    device,
-                    map: None,
-                    map_error: None,
-                })
+                .map(|device| DeviceReport::new(device, precision))
                 .collect(),
             errors: lookup.errors,
             directory_error,
         })
+    }
+
+    /// The requester's directory entry (for the team rule), when the directory knows their email;
+    /// an unreachable directory counts as not knowing (so the team rule refuses).
+    async fn viewer(&self, requester: &Requester) -> Option<Entry> {
+        let directory = self.directory.as_ref()?;
+        match directory.by_email(&requester.id).await {
+            Ok(entry) => entry,
+            Err(err) => {
+                tracing::warn!(error = %err, "directory unavailable: the team rule refuses");
+                None
+            }
+        }
     }
 
     /// With `notify_target`, tells the located person (a direct Webex message, sent in the
@@ -443,13 +481,24 @@ impl Finder {
         Ok((username, entries))
     }
 
+    /// The username `query` means (as [`Finder::find`] resolves it), keyed as the rules key it.
+    pub(crate) async fn resolve_username(
+        &self,
+        query: &str,
+        requester: &Requester,
+    ) -> Result<String, FindError> {
+        let (person, _, _) = self.resolve(query, requester).await?;
+        let username = Username::parse(&person.username)?;
+        Ok(Privacy::key(username.as_str()))
+    }
+
     /// Who a query means: a number picks from the last list offered to this requester; with a
     /// directory, names, emails and aliases resolve to usernames; a username always works directly.
     async fn resolve(
         &self,
         query: &str,
         requester: &Requester,
-    ) -> Result<(Person, Option<String>), FindError> {
+    ) -> Result<(Person, Option<Entry>, Option<String>), FindError> {
         let mut query = query.trim().to_owned();
         if let Ok(n) = query.parse::<usize>() {
             if (1..=10).contains(&n) {
@@ -472,7 +521,7 @@ impl Finder {
             email: None,
         };
         let Some(directory) = &self.directory else {
-            return Ok((bare(&as_username?), None));
+            return Ok((bare(&as_username?), None, None));
         };
         if let Err(err @ (InvalidUsername::Empty | InvalidUsername::Invalid(_))) = &as_username {
             return Err(FindError::BadQuery(err.clone()));
@@ -483,25 +532,28 @@ impl Finder {
             Err(err) => match &as_username {
                 Ok(username) => {
                     tracing::warn!(error = %err, "directory unavailable; looking the query up as a username");
-                    return Ok((bare(username), Some(err.to_string())));
+                    return Ok((bare(username), None, Some(err.to_string())));
                 }
                 Err(_) => return Err(FindError::DirectoryUnavailable(err.to_string())),
             },
         };
-        let entry_person = |entry: Entry| Person {
-            username: entry.username,
-            display_name: Some(entry.display_name),
-            email: entry.email,
+        let entry_person = |entry: Entry| {
+            let person = Person {
+                username: entry.username.clone(),
+                display_name: Some(entry.display_name.clone()),
+                email: entry.email.clone(),
+            };
+            (person, Some(entry), None)
         };
         match resolution {
-            Resolution::One(entry) => Ok((entry_person(entry), None)),
+            Resolution::One(entry) => Ok(entry_person(entry)),
             Resolution::Several(candidates) => {
                 // A username typed exactly wins over name matches.
                 if let Some(exact) = candidates
                     .iter()
                     .find(|c| c.username.eq_ignore_ascii_case(query))
                 {
-                    return Ok((entry_person(exact.clone()), None));
+                    return Ok(entry_person(exact.clone()));
                 }
                 let usernames: Vec<String> =
                     candidates.iter().map(|c| c.username.clone()).collect();
@@ -517,7 +569,7 @@ impl Finder {
             }
             Resolution::NoMatch => match as_username {
                 // Not every username is in the directory: ask the network anyway.
-                Ok(username) => Ok((bare(&username), None)),
+                Ok(username) => Ok((bare(&username), None, None)),
                 Err(_) => Err(FindError::NoSuchPerson(query.to_owned())),
             },
         }

@@ -33,6 +33,8 @@ pub const SPACES_CONNECTED: &str = "whereis_spaces_stream_connected";
 pub const LIVE_CHANGES: &str = "whereis_live_changes_total";
 /// Live table batches that failed (their changes are repaired by the next update).
 pub const LIVE_BATCH_FAILURES: &str = "whereis_live_batch_failures_total";
+/// Positions streams delivered outside working hours, dropped instead of kept.
+pub const LIVE_OUTSIDE_HOURS: &str = "whereis_live_outside_hours_total";
 
 /// Upper bounds of the latency histograms, in seconds: from a cached map (a millisecond) to a
 /// source at its deadline (seconds).
@@ -114,6 +116,10 @@ fn describe() {
     describe_counter!(
         LIVE_BATCH_FAILURES,
         "Live device table batches that failed to commit."
+    );
+    describe_counter!(
+        LIVE_OUTSIDE_HOURS,
+        "Positions delivered outside working hours, dropped instead of kept."
     );
     describe_counter!(LOOKUPS, "Lookups answered, by channel and outcome.");
     describe_counter!(

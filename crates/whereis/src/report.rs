@@ -1,9 +1,11 @@
 //! The answer to one lookup, as every channel gets it: the report types (the `find --json`
 //! contract, README.md) and their text for people.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use whereis_floormap::MapError;
-use whereis_location::{Device, SourceFailure};
+use whereis_location::{Api, Device, SourceFailure};
+
+use crate::privacy::Precision;
 
 /// Who was looked for.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -24,7 +26,10 @@ pub struct FindReport {
     pub query: String,
     /// Who that was taken to mean.
     pub person: Person,
-    /// Devices, most recently seen first.
+    /// How precisely the person is shown: `exact` (positions, MACs), `floor` (building and floor,
+    /// the plan without a marker) or `building`. Nothing finer is in the document.
+    pub precision: Precision,
+    /// Devices, most recently seen first (at `floor` or `building`, one per place).
     pub devices: Vec<DeviceReport>,
     /// Sources that failed.
     pub errors: Vec<SourceFailure>,
@@ -33,18 +38,155 @@ pub struct FindReport {
     pub directory_error: Option<String>,
 }
 
-/// One device of a report, with its map when maps were asked for.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One device of a report, with its map when maps were asked for. Below `exact` precision the
+/// device has been coarsened ([`coarsen`]) and only the fields of that precision are serialised.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeviceReport {
     /// The device.
-    #[serde(flatten)]
     pub device: Device,
     /// The drawn map: absent when not asked for, `null` when it could not be drawn.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<Option<MapInfo>>,
     /// Why the map could not be drawn.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub map_error: Option<String>,
+    /// The precision it is shown with.
+    pub precision: Precision,
+}
+
+impl DeviceReport {
+    /// A device shown with `precision`, without a map yet.
+    pub fn new(device: Device, precision: Precision) -> DeviceReport {
+        DeviceReport {
+            device,
+            map: None,
+            map_error: None,
+            precision,
+        }
+    }
+}
+
+/// A device as `exact` precision shows it: every field.
+#[derive(Serialize)]
+struct ExactView<'a> {
+    #[serde(flatten)]
+    device: &'a Device,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map: &'a Option<Option<MapInfo>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map_error: &'a Option<String>,
+}
+
+/// A device as `floor` or `building` precision shows it: where (no finer than allowed), how it is
+/// connected, and when it was seen — never a position, a MAC, an address or a marker.
+#[derive(Serialize)]
+struct CoarseView<'a> {
+    source: &'a str,
+    api: Api,
+    ssid: &'a Option<String>,
+    status: &'a str,
+    hierarchy: &'a str,
+    campus: &'a Option<String>,
+    building: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    floor: &'a Option<String>,
+    last_seen_seconds: Option<u64>,
+    stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map: Option<Option<PlanView<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map_error: &'a Option<String>,
+}
+
+/// A floor plan without a marker.
+#[derive(Serialize)]
+struct PlanView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: &'a Option<String>,
+    width: u32,
+    height: u32,
+}
+
+impl Serialize for DeviceReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.precision == Precision::Exact {
+            return ExactView {
+                device: &self.device,
+                map: &self.map,
+                map_error: &self.map_error,
+            }
+            .serialize(serializer);
+        }
+        let d = &self.device;
+        let floor_shown = self.precision >= Precision::Floor;
+        CoarseView {
+            source: &d.source,
+            api: d.api,
+            ssid: &d.ssid,
+            status: &d.status,
+            hierarchy: &d.hierarchy,
+            campus: &d.campus,
+            building: &d.building,
+            floor: if floor_shown { &d.floor } else { &None },
+            last_seen_seconds: d.last_seen_seconds,
+            stale: d.stale,
+            map: self.map.as_ref().filter(|_| floor_shown).map(|map| {
+                map.as_ref().map(|info| PlanView {
+                    path: &info.path,
+                    url: &info.url,
+                    width: info.width,
+                    height: info.height,
+                })
+            }),
+            map_error: if floor_shown { &self.map_error } else { &None },
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The devices as `precision` lets them be shown. At `exact`, as they are. At `floor`, each loses
+/// its position, accuracy, MAC, identity, address and manufacturer (the floor plan stays, for a map
+/// without a marker), and devices on the same floor become one. At `building`, the floor and the
+/// plan go too (the hierarchy keeps campus and building), one per building. The order (most
+/// recently seen first) is kept.
+pub fn coarsen(devices: Vec<Device>, precision: Precision) -> Vec<Device> {
+    if precision == Precision::Exact {
+        return devices;
+    }
+    let mut places = std::collections::HashSet::new();
+    let mut shown = Vec::new();
+    for mut device in devices {
+        device.mac = String::new();
+        device.identity = None;
+        device.ip = None;
+        device.x = 0.0;
+        device.y = 0.0;
+        device.confidence = None;
+        device.manufacturer = None;
+        if precision == Precision::Building {
+            device.floor = None;
+            device.floor_plan = None;
+            device.floor_ref_id = None;
+            device.floor_width = None;
+            device.floor_length = None;
+            let parts: Vec<&str> = device.hierarchy.split('>').collect();
+            device.hierarchy = match parts.len() {
+                0..=2 if device.building.is_none() => String::new(),
+                0..=2 => device.hierarchy.clone(),
+                _ => parts.iter().take(2).copied().collect::<Vec<_>>().join(">"),
+            };
+        }
+        let place = (
+            device.campus.clone(),
+            device.building.clone(),
+            device.floor.clone(),
+            device.hierarchy.clone(),
+        );
+        if places.insert(place) {
+            shown.push(device);
+        }
+    }
+    shown
 }
 
 /// Where a drawn map is and where its marker sits (in the PNG's pixels).
@@ -168,10 +310,21 @@ pub fn describe_device(who: &str, device: &Device) -> String {
         Some(age) => text.push_str(&format!(", seen {} ago", format_age(age))),
         None => text.push_str(", last seen: unknown"),
     }
-    let mut details = vec![device.mac.clone()];
-    details.extend(device.manufacturer.clone());
-    details.extend(device.ip.clone());
-    text.push_str(&format!(" — {}, via {}", details.join(", "), device.source));
+    // A coarsened device (see `coarsen`) has no MAC, manufacturer or address to show.
+    let details: Vec<String> = [
+        Some(device.mac.clone()),
+        device.manufacturer.clone(),
+        device.ip.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|detail| !detail.is_empty())
+    .collect();
+    if details.is_empty() {
+        text.push_str(&format!(", via {}", device.source));
+    } else {
+        text.push_str(&format!(" — {}, via {}", details.join(", "), device.source));
+    }
     text
 }
 
@@ -219,11 +372,7 @@ mod tests {
     }
 
     fn report() -> DeviceReport {
-        DeviceReport {
-            device: device(),
-            map: None,
-            map_error: None,
-        }
+        DeviceReport::new(device(), Precision::Exact)
     }
 
     #[test]
@@ -257,6 +406,7 @@ mod tests {
                 display_name: None,
                 email: None,
             },
+            precision: Precision::Exact,
             devices: vec![report(), report()],
             errors: vec![SourceFailure {
                 source: "mse".into(),

@@ -1,7 +1,8 @@
 //! The building roster: everyone the location sources place in one building now, under the same
-//! privacy rules as a lookup — opted-out people are left out, every listed person gets an audit row
-//! (so "who looked for me" shows the view), and one view uses one lookup of the viewer's hourly
-//! allowance.
+//! privacy rules as a lookup — people who do not allow the viewer now (opted out, not opted in,
+//! outside their hours, not in their audience) are left out, a floor is shown only to those who
+//! allow it, every listed person gets an audit row (so "who looked for me" shows the view), and one
+//! view uses one lookup of the viewer's hourly allowance.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use whereis_location::{Device, SourceFailure};
 
 use crate::directory::{Entry, Resolution};
 use crate::lookup::Finder;
-use crate::privacy::{Privacy, Refusal, Requester};
-use crate::report::Person;
+use crate::privacy::{Answered, Privacy, Refusal, Requester, Target};
+use crate::report::{coarsen, Person};
 use crate::store::Outcome as AuditOutcome;
 
 /// Longest building name accepted.
@@ -120,22 +121,45 @@ impl Finder {
                     .push(device);
             }
         }
-        // Fail closed: a store that cannot say who opted out lists nobody.
+        // Fail closed: a store that cannot say what people chose lists nobody.
         let usernames: Vec<String> = by_person.keys().cloned().collect();
-        let opted_out = self
+        let settings = self
             .privacy()
             .store()
-            .opted_out_among(&usernames)
+            .settings_among(&usernames)
             .await
             .map_err(|e| {
                 crate::privacy::store_error(&e);
                 Refusal::StoreUnavailable(e.to_string())
             })?;
-        let listed: Vec<(String, Vec<Device>)> = by_person
-            .into_iter()
-            .filter(|(username, _)| !opted_out.contains(username))
-            .collect();
-        let entries = self.directory_entries(&listed).await;
+        let candidates: Vec<(String, Vec<Device>)> = by_person.into_iter().collect();
+        let all_entries = self.directory_entries(&candidates).await;
+        // The viewer's own entry, asked once, and only when someone shares with their team only.
+        let team_rule = settings.values().any(|s| s.restricted && s.share_team);
+        let viewer = if team_rule {
+            self.viewer_entry(requester).await
+        } else {
+            None
+        };
+        let mut listed = Vec::new();
+        let mut entries = Vec::new();
+        for ((username, devices), entry) in candidates.into_iter().zip(all_entries) {
+            let target = match &entry {
+                Some(entry) => Target::from_entry(entry),
+                None => Target::username(&username),
+            };
+            let chosen = settings.get(&username).cloned().unwrap_or_default();
+            let viewer = viewer.clone();
+            // People who do not allow the viewer now are simply left out.
+            if let Ok(precision) = self
+                .privacy()
+                .judge(requester, &target, &chosen, || async { viewer })
+                .await
+            {
+                listed.push((username, coarsen(devices, precision), precision));
+                entries.push(entry);
+            }
+        }
         let failed: Vec<&str> = lookup.errors.iter().map(|e| e.source.as_str()).collect();
         let answered: Vec<String> = self
             .locator()
@@ -145,21 +169,24 @@ impl Finder {
             .filter(|name| !failed.contains(&name.as_str()))
             .collect();
         // Written together, so the store commits them as one group.
-        futures::future::join_all(listed.iter().map(|(username, devices)| {
+        futures::future::join_all(listed.iter().map(|(username, devices, precision)| {
             let mut found_by: Vec<String> = devices.iter().map(|d| d.source.clone()).collect();
             found_by.sort();
             found_by.dedup();
             self.privacy().record_lookup(
                 requester,
                 username,
-                answered.clone(),
-                found_by,
-                u32::try_from(devices.len()).unwrap_or(u32::MAX),
+                Answered {
+                    sources: answered.clone(),
+                    found_by,
+                    devices: u32::try_from(devices.len()).unwrap_or(u32::MAX),
+                },
+                *precision,
             )
         }))
         .await;
         let mut people = Vec::with_capacity(listed.len());
-        for ((username, devices), entry) in listed.into_iter().zip(entries) {
+        for ((username, devices, _), entry) in listed.into_iter().zip(entries) {
             let person = Person {
                 username: username.clone(),
                 display_name: entry.as_ref().map(|e| e.display_name.clone()),
@@ -192,6 +219,15 @@ impl Finder {
             errors: lookup.errors,
             sources: self.locator().sources().len(),
         })
+    }
+
+    /// The directory entry of `requester` (for the team rule); `None` when unknown or unreachable.
+    async fn viewer_entry(&self, requester: &Requester) -> Option<Entry> {
+        self.directory()?
+            .by_email(&requester.id)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The directory entry of each listed username, in order (`None` without a directory, for an

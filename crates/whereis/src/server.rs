@@ -24,7 +24,7 @@ use crate::auth::{Auth, AuthError};
 use crate::chat::{Bot, Intake};
 use crate::health::Health;
 use crate::lookup::{FindError, Finder, IdentityError, SelfServiceError};
-use crate::privacy::{Refusal, Requester};
+use crate::privacy::{Precision, Refusal, Requester};
 use crate::report::{DeviceReport, MapInfo, Outcome};
 
 /// What every handler shares.
@@ -33,7 +33,8 @@ pub struct AppState {
     pub(crate) finder: Arc<Finder>,
     bot: Option<Arc<Bot>>,
     /// Map id → the device to draw: ids are handed out by `locate`, drawn on request.
-    map_requests: moka::sync::Cache<String, Arc<Device>>,
+    /// Maps handed out by `locate`: the device and the precision it may be drawn with.
+    map_requests: moka::sync::Cache<String, Arc<(Device, Precision)>>,
     /// Map id → drawn PNG.
     drawn: moka::future::Cache<String, Arc<Vec<u8>>>,
     /// What `/readyz` reports.
@@ -122,6 +123,7 @@ pub fn router_with(finder: Arc<Finder>, bot: Option<Arc<Bot>>, options: RouterOp
         .route("/api/v1/me/optout", post(me_opt_out))
         .route("/api/v1/me/optin", post(me_opt_in))
         .route("/api/v1/me/lookups", get(me_lookups))
+        .merge(crate::api_settings::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), identify));
     let router = Router::new()
         .merge(api)
@@ -238,9 +240,14 @@ async fn locate(
     };
     match state.finder.find(&query, &requester).await {
         Err(err @ FindError::NotAllowed(_)) => error(StatusCode::FORBIDDEN, err.to_string()),
-        Err(err @ FindError::Refused(Refusal::OptedOut(_))) => {
-            error(StatusCode::FORBIDDEN, err.to_string())
-        }
+        Err(
+            err @ FindError::Refused(
+                Refusal::OptedOut(_)
+                | Refusal::NotOptedIn(_)
+                | Refusal::NotAvailable(_)
+                | Refusal::OutsideHours(_),
+            ),
+        ) => error(StatusCode::FORBIDDEN, err.to_string()),
         Err(err @ FindError::Refused(Refusal::RateLimited(_))) => {
             error(StatusCode::TOO_MANY_REQUESTS, err.to_string())
         }
@@ -283,27 +290,35 @@ pub(crate) async fn map_link(
     state: &AppState,
     entry: &DeviceReport,
 ) -> Result<MapInfo, whereis_floormap::MapError> {
+    if entry.precision == Precision::Building {
+        return Err(whereis_floormap::MapError::NoFloorPlan);
+    }
     let (width, height, marker) = state.finder.marker(&entry.device).await?;
-    let id = map_id(&entry.device);
-    state
-        .map_requests
-        .insert(id.clone(), Arc::new(entry.device.clone()));
+    let id = map_id(&entry.device, entry.precision);
+    state.map_requests.insert(
+        id.clone(),
+        Arc::new((entry.device.clone(), entry.precision)),
+    );
+    // Below `exact` no marker is drawn, and none is described.
+    let exact = entry.precision == Precision::Exact;
     Ok(MapInfo {
         path: None,
         url: Some(format!("/api/v1/maps/{id}.png")),
         width,
         height,
-        marker: marker.pixel,
-        clamped: marker.clamped,
+        marker: if exact { marker.pixel } else { [0, 0] },
+        clamped: exact && marker.clamped,
     })
 }
 
-/// Same device at the same place on the same floor → same id, so repeated lookups share one drawing.
-fn map_id(device: &Device) -> String {
+/// Same device at the same place on the same floor, at the same precision → same id, so repeated
+/// lookups share one drawing (and a plan without a marker never shares one with a marked map).
+fn map_id(device: &Device, precision: Precision) -> String {
     let mut hasher = Sha256::new();
     let plan = device.floor_plan.as_ref();
     let fields = format!(
-        "{}\0{:?}\0{}\0{}\0{:?}\0{:?}\0{:?}",
+        "{}\0{}\0{:?}\0{}\0{}\0{:?}\0{:?}\0{:?}",
+        precision.as_str(),
         device.source,
         plan.map(|p| &p.image_name),
         device.x,
@@ -321,7 +336,7 @@ async fn map_png(State(state): State<AppState>, Path(file): Path<String>) -> Res
     let Some(id) = file.strip_suffix(".png") else {
         return error(StatusCode::NOT_FOUND, "no such map".to_owned());
     };
-    let Some(device) = state.map_requests.get(id) else {
+    let Some(request) = state.map_requests.get(id) else {
         return error(
             StatusCode::NOT_FOUND,
             "no such map (map URLs expire an hour after the lookup)".to_owned(),
@@ -331,7 +346,11 @@ async fn map_png(State(state): State<AppState>, Path(file): Path<String>) -> Res
     let drawn = state
         .drawn
         .try_get_with(id.to_owned(), async move {
-            finder.draw(&device).await.map(|map| Arc::new(map.full.png))
+            let (device, precision) = request.as_ref();
+            finder
+                .draw(device, *precision)
+                .await
+                .map(|map| Arc::new(map.full.png))
         })
         .await;
     match drawn {
@@ -421,7 +440,7 @@ pub(crate) async fn identify(
 }
 
 /// The status and body of a failed action on the requester's own record.
-fn self_service_error(err: SelfServiceError) -> Response {
+pub(crate) fn self_service_error(err: SelfServiceError) -> Response {
     let status = match &err {
         SelfServiceError::Identity(IdentityError::DirectoryUnavailable(_))
         | SelfServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -469,6 +488,7 @@ async fn me_lookups(
                 "requester": entry.requester,
                 "channel": entry.channel,
                 "outcome": entry.outcome.as_str(),
+                "precision": entry.precision,
             })).collect::<Vec<_>>(),
         }))
         .into_response(),

@@ -66,6 +66,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         finder.privacy().store(),
         &health,
         config.lookup.max_age,
+        crate::live::OfficeHours::new(&config.privacy, Arc::clone(finder.privacy().clock())),
         &stop,
     );
     let websocket = match (&bot, config.webex.as_ref().map(|w| w.mode)) {

@@ -36,6 +36,7 @@ fn entry(username: &str, display_name: &str, email: &str) -> Entry {
         username: username.into(),
         display_name: display_name.into(),
         email: Some(email.into()),
+        ..Default::default()
     }
 }
 
@@ -464,6 +465,8 @@ fn ldap_config(url: &str) -> LdapConfig {
         bind_password: Some(Secret::new(BIND_PASSWORD)),
         base_dn: "ou=people,dc=example,dc=com".into(),
         username_attribute: "uid".into(),
+        team_attribute: None,
+        timezone_attribute: None,
         timeout: Duration::from_secs(2),
     }
 }

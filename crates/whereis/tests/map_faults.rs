@@ -235,7 +235,13 @@ async fn a_missing_image_is_not_asked_for_again_at_every_lookup() {
     let finder = whereis::lookup::Finder::from_config(&config).await.unwrap();
     for _ in 0..3 {
         let report = finder.find("missing", &common::tester()).await.unwrap();
-        let error = finder.draw(&report.devices[0].device).await.unwrap_err();
+        let error = finder
+            .draw(
+                &report.devices[0].device,
+                whereis::privacy::Precision::Exact,
+            )
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("404"), "{error}");
     }
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);

@@ -10,6 +10,7 @@ use common::{device, find_json_with, Office};
 use image::RgbImage;
 use whereis::config::Config;
 use whereis::lookup::Finder;
+use whereis::privacy::Precision;
 use whereis_floormap::MARKER_COLOR;
 
 /// Wall colour of the simulator's generated plans (their outer border).
@@ -133,12 +134,12 @@ async fn second_lookup_on_the_same_floor_fetches_no_image() {
     let report = finder.find("asmith", &common::tester()).await.unwrap();
     // Two of asmith's devices are on the same cmx-a floor.
     for entry in &report.devices {
-        finder.draw(&entry.device).await.unwrap();
+        finder.draw(&entry.device, Precision::Exact).await.unwrap();
     }
     assert_eq!(image_requests(&office, "cmx-a"), 1);
     let again = finder.find("asmith", &common::tester()).await.unwrap();
     for entry in &again.devices {
-        finder.draw(&entry.device).await.unwrap();
+        finder.draw(&entry.device, Precision::Exact).await.unwrap();
     }
     assert_eq!(image_requests(&office, "cmx-a"), 1);
     assert_eq!(image_requests(&office, "mse-1"), 1);
@@ -152,14 +153,14 @@ async fn a_restart_reuses_the_disk_cache_and_a_corrupt_file_is_fetched_again() {
         let finder = finder(&office, &config).await;
         let report = finder.find("jdoe", &common::tester()).await.unwrap();
         let laptop = report.devices[0].device.clone();
-        finder.draw(&laptop).await.unwrap();
+        finder.draw(&laptop, Precision::Exact).await.unwrap();
         laptop
     };
     assert_eq!(image_requests(&office, "cmx-a"), 1);
 
     // "Restart": a new finder over the same configuration and cache directory.
     let restarted = finder(&office, &config).await;
-    restarted.draw(&laptop).await.unwrap();
+    restarted.draw(&laptop, Precision::Exact).await.unwrap();
     assert_eq!(
         image_requests(&office, "cmx-a"),
         1,
@@ -181,7 +182,7 @@ async fn a_restart_reuses_the_disk_cache_and_a_corrupt_file_is_fetched_again() {
         std::fs::write(file, &bytes).unwrap();
     }
     let again = finder(&office, &config).await;
-    let map = again.draw(&laptop).await.unwrap();
+    let map = again.draw(&laptop, Precision::Exact).await.unwrap();
     assert_eq!(map.full.width, 1600);
     assert_eq!(image_requests(&office, "cmx-a"), 2);
 }
@@ -196,7 +197,12 @@ async fn twenty_concurrent_lookups_on_a_cold_floor_fetch_the_image_once() {
     let draws = (0..20).map(|_| {
         let finder = Arc::clone(&finder);
         let laptop = Arc::clone(&laptop);
-        tokio::spawn(async move { finder.draw(&laptop).await.map(|m| m.full.marker) })
+        tokio::spawn(async move {
+            finder
+                .draw(&laptop, Precision::Exact)
+                .await
+                .map(|m| m.full.marker)
+        })
     });
     let markers: Vec<_> = futures::future::join_all(draws).await;
     for marker in &markers {

@@ -278,6 +278,7 @@ async fn audit_rows_past_the_retention_are_purged() {
         sources: vec!["mse-1".to_owned()],
         found_by: vec!["mse-1".to_owned()],
         devices: 1,
+        precision: None,
     };
     privacy.store().record(&old).await.unwrap();
     privacy

@@ -1,6 +1,6 @@
-//! Every TOML block of the README is a configuration an operator may copy: each must load as
-//! written (with the files and environment variables it names provided), and so must what
-//! `whereis-bot init` prints.
+//! Every TOML block of the README and of the privacy pack (`docs/privacy.md`) is a configuration an
+//! operator may copy: each must load as written (with the files and environment variables it names
+//! provided), and so must what `whereis-bot init` prints.
 
 mod common;
 
@@ -10,12 +10,13 @@ use common::whereis;
 use whereis::config::Config;
 
 const README: &str = include_str!("../../../README.md");
+const PRIVACY: &str = include_str!("../../../docs/privacy.md");
 
-/// The ```toml blocks of the README, with the line each starts on.
-fn toml_blocks() -> Vec<(usize, String)> {
+/// The ```toml blocks of a document, with the line each starts on.
+fn toml_blocks(document: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
     let mut current: Option<(usize, String)> = None;
-    for (number, line) in README.lines().enumerate() {
+    for (number, line) in document.lines().enumerate() {
         match &mut current {
             None if line.trim_start().starts_with("```toml") => {
                 current = Some((number + 2, String::new()));
@@ -72,25 +73,48 @@ fn environment(name: &str) -> Option<String> {
 
 #[test]
 fn every_toml_block_of_the_readme_loads() {
-    let blocks = toml_blocks();
+    let blocks = toml_blocks(README);
     assert!(blocks.len() >= 5, "found {} TOML blocks", blocks.len());
     for (line, text) in blocks {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut text = text;
-        // A block that shows other sections is completed with one source, the only required part.
-        if !text.contains("[[sources]]") {
-            text.push_str(
+        load_example("README.md", line, text);
+    }
+}
+
+#[test]
+fn the_strict_configuration_of_the_privacy_pack_loads_as_described() {
+    let blocks = toml_blocks(PRIVACY);
+    assert_eq!(blocks.len(), 1, "docs/privacy.md has one configuration");
+    for (line, text) in blocks {
+        let config = load_example("docs/privacy.md", line, text);
+        let privacy = &config.privacy;
+        assert_eq!(privacy.consent, whereis::privacy::Consent::OptIn);
+        assert_eq!(privacy.max_precision, whereis::privacy::Precision::Floor);
+        assert_eq!(
+            privacy.working_hours.map(|h| h.to_string()).as_deref(),
+            Some("08:00-18:30 mon,tue,wed,thu,fri")
+        );
+        assert_eq!(privacy.timezone_name, "Europe/Zurich");
+        assert!(privacy.notify_target);
+    }
+}
+
+/// Loads one example (completed with a source when it has none), with the files and variables it
+/// names provided; panics naming `document:line` when it does not load.
+fn load_example(document: &str, line: usize, text: String) -> Config {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = text;
+    // A block that shows other sections is completed with one source, the only required part.
+    if !text.contains("[[sources]]") {
+        text.push_str(
                 "\n[[sources]]\nname = \"cmx\"\nkind = \"cmx\"\nurl = \"https://cmx.example.com\"\nusername = \"api\"\npassword_env = \"CMX_PASSWORD\"\n",
             );
-        }
-        let value: toml::Value =
-            toml::from_str(&text).unwrap_or_else(|err| panic!("README.md:{line}: not TOML: {err}"));
-        provide_files(&value, dir.path());
-        let path = dir.path().join("whereis.toml");
-        if let Err(err) = Config::parse(&text, &path, dir.path(), &environment) {
-            panic!("README.md:{line}: the example does not load: {err}\n{text}");
-        }
     }
+    let value: toml::Value =
+        toml::from_str(&text).unwrap_or_else(|err| panic!("{document}:{line}: not TOML: {err}"));
+    provide_files(&value, dir.path());
+    let path = dir.path().join("whereis.toml");
+    Config::parse(&text, &path, dir.path(), &environment)
+        .unwrap_or_else(|err| panic!("{document}:{line}: the example does not load: {err}\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

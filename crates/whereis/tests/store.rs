@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::services::{self, PgDatabase};
 use sqlx::Connection;
 use whereis::store::{
-    rate_limit_interval_ms, ApiToken, AuditEntry, AuditFilter, Outcome, PendingLogin, Reservation,
-    Store, StoreError,
+    rate_limit_interval_ms, ApiToken, AuditEntry, AuditFilter, Outcome, PendingLogin,
+    PersonSettings, Reservation, Store, StoreError,
 };
 
 /// A database for one test: the store opened on it, and how to open another instance on it.
@@ -126,6 +126,7 @@ suite!(
     dedupe_first_and_second,
     dedupe_race_between_two_instances,
     opt_out_and_back_in,
+    privacy_settings_round_trip_and_concurrent_changes,
     audit_round_trip_filters_and_order,
     audit_limit,
     audit_across_two_instances,
@@ -164,6 +165,7 @@ fn entry(at: i64, requester: &str, target: &str, outcome: Outcome) -> AuditEntry
             vec![]
         },
         devices: u32::from(found),
+        precision: None,
     }
 }
 
@@ -241,19 +243,103 @@ async fn opt_out_and_back_in(db: &Db) {
     assert!(other.is_opted_out("émilie").await.unwrap());
     assert!(!other.is_opted_out("jdoe").await.unwrap());
     // Many names at once, over more than one batch.
-    let mut names: Vec<String> = (0..whereis::store::OPT_OUT_BATCH + 20)
+    let mut names: Vec<String> = (0..whereis::store::SETTINGS_BATCH + 20)
         .map(|n| format!("user{n}"))
         .collect();
     names.push("émilie".to_owned());
     names.push("jdoe".to_owned());
     store.set_opted_out("user3", true, 400).await.unwrap();
     store.set_opted_out("user510", true, 400).await.unwrap();
-    let out = other.opted_out_among(&names).await.unwrap();
+    let chosen = other.settings_among(&names).await.unwrap();
+    let out: Vec<&String> = chosen
+        .iter()
+        .filter(|(_, s)| s.findable == Some(false))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(out, ["user3", "user510", "émilie"]);
+    assert_eq!(chosen.get("jdoe").and_then(|s| s.findable), Some(true));
+    assert!(!chosen.contains_key("user4"), "no choice, no row");
+    assert!(store.settings_among(&[]).await.unwrap().is_empty());
+}
+
+async fn privacy_settings_round_trip_and_concurrent_changes(db: &Db) {
+    let store = &db.store;
     assert_eq!(
-        out.into_iter().collect::<Vec<_>>(),
-        ["user3", "user510", "émilie"]
+        store.person_settings("jdoe").await.unwrap(),
+        PersonSettings::default()
     );
-    assert!(store.opted_out_among(&[]).await.unwrap().is_empty());
+    let wanted = PersonSettings {
+        findable: Some(true),
+        precision: Some("floor".into()),
+        hours: Some("09:00-17:00 mon,tue".into()),
+        restricted: true,
+        share_team: true,
+        shared_with: vec!["jane@example.com".into(), "o'brien@example.com".into()],
+        blocked: vec!["nosy@example.com".into()],
+    };
+    let copy = wanted.clone();
+    let answer = store
+        .update_person_settings("jdoe", 100, |s| {
+            *s = copy.clone();
+            "changed"
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer, "changed");
+    let other = db.another().await;
+    assert_eq!(other.person_settings("jdoe").await.unwrap(), wanted);
+    // Unchanged: nothing written, the answer still comes back.
+    let unchanged = store
+        .update_person_settings("jdoe", 200, |s| s.share_team)
+        .await
+        .unwrap();
+    assert!(unchanged);
+    // Two instances adding at once: every addition lands.
+    let adds = (0..10).map(|i| {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        async move {
+            store
+                .update_person_settings("jdoe", 300, |s| {
+                    s.blocked.push(format!("b{i}@example.com"))
+                })
+                .await
+        }
+    });
+    for added in futures::future::join_all(adds).await {
+        added.unwrap();
+    }
+    assert_eq!(
+        store.person_settings("jdoe").await.unwrap().blocked.len(),
+        11
+    );
+    // Favourites, likewise.
+    let stars = (0..10).map(|i| {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        async move {
+            store
+                .update_favourites("jane@example.com", 300, |list| list.push(format!("u{i}")))
+                .await
+        }
+    });
+    for starred in futures::future::join_all(stars).await {
+        starred.unwrap();
+    }
+    let mut list = other.favourites("jane@example.com").await.unwrap();
+    list.sort();
+    assert_eq!(list.len(), 10);
+    assert!(store
+        .favourites("bob@example.com")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn audit_round_trip_filters_and_order(db: &Db) {
@@ -271,6 +357,7 @@ async fn audit_round_trip_filters_and_order(db: &Db) {
         ],
         found_by: vec!["cmx, \"north\"".into(), "Zürich ☃".into()],
         devices: 3,
+        precision: None,
     };
     store.record(&odd).await.unwrap();
     store

@@ -133,14 +133,17 @@ impl Web {
         }
     }
 
-    /// The CSRF token of the form on `/me`.
+    /// The CSRF token of the opt-out (or opt-in) form on `/me`.
     async fn csrf(&self, requester: &str) -> String {
         let (_, me) = self.page("/me", requester).await;
-        one(&me, "form[method=post] input[type=hidden][name=csrf]")
-            .value()
-            .attr("value")
-            .expect("csrf value")
-            .to_owned()
+        one(
+            &me,
+            "form[action^=\"/me/opt\"] input[type=hidden][name=csrf]",
+        )
+        .value()
+        .attr("value")
+        .expect("csrf value")
+        .to_owned()
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod mention;
 pub mod registration;
+mod settings;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use whereis_webex::{
 
 use crate::config::{PrivacyConfig, WebexConfig};
 use crate::lookup::{FindError, Finder, SelfServiceError};
-use crate::privacy::{Channel, Requester, WHO_LOOKED_WINDOW_DAYS};
+use crate::privacy::{Channel, Precision, Requester, WHO_LOOKED_WINDOW_DAYS};
 use crate::report::describe_device;
 use crate::store::{AuditEntry, StoreStats};
 pub use command::Command;
@@ -364,6 +365,9 @@ impl Bot {
         if !self.finder.allowed(&requester) && !matches!(command, Command::Find(_)) {
             return reply.text(not_allowed()).await;
         }
+        if let Some(text) = settings::answer(&self.finder, &requester, &command).await {
+            return reply.text(text).await;
+        }
         match command {
             Command::Help | Command::Empty => reply.markdown(help(self.name())).await,
             Command::OptOut => match self.finder.opt_out(&requester).await {
@@ -380,7 +384,7 @@ impl Bot {
                 Ok(username) => {
                     reply
                         .text(format!(
-                            "Done: colleagues can find {username} with whereis again."
+                            "Done: colleagues can find {username} with whereis."
                         ))
                         .await
                 }
@@ -415,6 +419,15 @@ impl Bot {
                 }
                 self.find(&reply, &query, &requester).await
             }
+            // Answered above (`settings::answer`).
+            Command::MySettings
+            | Command::Precision(_)
+            | Command::Hours(_)
+            | Command::Share(_)
+            | Command::Star(_)
+            | Command::Unstar(_)
+            | Command::Favourites
+            | Command::Usage(_) => Ok(()),
         }
     }
 
@@ -482,7 +495,11 @@ impl Bot {
         }
         for (i, entry) in report.devices.iter().enumerate() {
             let sentence = describe_device(who, &entry.device);
-            match self.finder.draw(&entry.device).await {
+            if report.precision == Precision::Building {
+                reply.text(sentence).await?;
+                continue;
+            }
+            match self.finder.draw(&entry.device, report.precision).await {
                 Ok(map) => {
                     let drawn = map.crop.unwrap_or(map.full);
                     let note = if drawn.clamped {
@@ -577,7 +594,7 @@ fn message_age(created: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duratio
         .ok()
 }
 
-fn self_service_failure(err: &SelfServiceError) -> String {
+pub(crate) fn self_service_failure(err: &SelfServiceError) -> String {
     match err {
         SelfServiceError::Identity(err) => format!("Sorry, {err}."),
         SelfServiceError::Store(err) => unavailable("that could not be done", err),
@@ -603,8 +620,13 @@ fn who_looked_text(username: &str, entries: &[AuditEntry]) -> String {
         let when = chrono::DateTime::from_timestamp(entry.at, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
             .unwrap_or_else(|| entry.at.to_string());
+        let precision = entry
+            .precision
+            .as_deref()
+            .map(|p| format!(", to the {p}").replace("to the exact", "exactly"))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "\n- {when}: {} via {} ({})",
+            "\n- {when}: {} via {} ({}{precision})",
             entry.requester,
             entry.channel,
             entry.outcome.as_str()
@@ -626,7 +648,12 @@ pub fn help(bot_name: &str) -> String {
     format!(
         "**{bot_name}** finds colleagues in the office through the wireless network.\n\n\
          - `{bot_name} jdoe` — where is jdoe? (in a space, mention me: @{bot_name} jdoe)\n\
-         - `optout` — stop being located; `optin` — allow it again\n\
+         - `optout` — stop being located; `optin` — allow it\n\
+         - `settings` — what you allow; `who looked for me` — who located you (30 days)\n\
+         - `precision floor` / `building` / `exact` — how precisely colleagues see you\n\
+         - `hours 09:00-17:00` — when you may be located (within the organisation's hours)\n\
+         - `share with team` / `share with jane.doe@…` / `share with everyone`; `block nosy@…`, `unblock …`\n\
+         - `star jdoe`, `unstar jdoe`, `favourites` — who of your starred colleagues is in\n\
          - `stats` — lookup counters (administrators)\n\
          - `help` — this text\n\n\
          I answer with the building and floor, how long ago the device was seen, and the floor plan with a marker for each of the person's devices."
@@ -635,8 +662,8 @@ pub fn help(bot_name: &str) -> String {
 
 fn stats_text(stats: &StoreStats) -> String {
     let mut text = format!(
-        "**whereis stats**\n\n- lookups: {}\n- found: {}\n- not found: {}\n- failed (every source down): {}\n- people opted out: {}\n",
-        stats.lookups, stats.found, stats.not_found, stats.failed, stats.opted_out_people
+        "**whereis stats**\n\n- lookups: {}\n- found: {}\n- not found: {}\n- failed (every source down): {}\n- people opted out: {}\n- people opted in: {}\n",
+        stats.lookups, stats.found, stats.not_found, stats.failed, stats.opted_out_people, stats.opted_in_people
     );
     for (reason, count) in &stats.refused {
         text.push_str(&format!("- refused ({reason}): {count}\n"));

@@ -18,6 +18,7 @@ use std::time::Duration;
 use whereis_floormap::MapSettings;
 
 use crate::directory::DirectoryConfig;
+use crate::privacy::{Consent, Hours, Precision};
 use whereis_location::{LocatorSettings, Secret, SourceSettings};
 use whereis_net::Network;
 
@@ -137,6 +138,16 @@ pub struct PrivacyConfig {
     pub audit_retention_days: u32,
     /// Tell people (in a direct Webex message) when they were located, and by whom.
     pub notify_target: bool,
+    /// Whether people who made no choice are findable (`default`).
+    pub consent: Consent,
+    /// When people may be located (`working_hours`, `working_days`); `None`: always.
+    pub working_hours: Option<Hours>,
+    /// The time zone working hours are read in for people whose own the directory does not know.
+    pub timezone: jiff::tz::TimeZone,
+    /// Its name, as configured (`UTC` by default).
+    pub timezone_name: String,
+    /// The finest precision anyone is shown with (`max_precision`).
+    pub max_precision: Precision,
 }
 
 impl Default for PrivacyConfig {
@@ -147,6 +158,11 @@ impl Default for PrivacyConfig {
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             notify_target: false,
+            consent: Consent::OptOut,
+            working_hours: None,
+            timezone: jiff::tz::TimeZone::UTC,
+            timezone_name: "UTC".to_owned(),
+            max_precision: Precision::Exact,
         }
     }
 }
@@ -390,6 +406,63 @@ password_env = "MSE_PASSWORD"
             "{GOOD}\n[store]\nurl = \"sqlite://whereis.db\"\n[webex]\ntoken_env = \"MSE_PASSWORD\"\nallowed_domains = [\"example.com\"]\n[directory]\nkind = \"file\"\npath = \"people.csv\"\n[privacy]\nrate_limit_per_hour = 30\naudit_retention_days = 90\nadmins = [\"it@example.com\"]\n"
         );
         parse(&text).unwrap();
+    }
+
+    #[test]
+    fn privacy_controls() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.privacy.consent, Consent::OptOut);
+        assert_eq!(config.privacy.working_hours, None);
+        assert_eq!(config.privacy.max_precision, Precision::Exact);
+        assert_eq!(config.privacy.timezone_name, "UTC");
+        let strict = format!(
+            "{GOOD}\n[privacy]\ndefault = \"opt-in\"\nworking_hours = \"08:00-18:30\"\nworking_days = [\"mon-thu\", \"fri\"]\ntimezone = \"Europe/Zurich\"\nmax_precision = \"floor\"\n"
+        );
+        let config = parse(&strict).unwrap();
+        assert_eq!(config.privacy.consent, Consent::OptIn);
+        assert_eq!(
+            config
+                .privacy
+                .working_hours
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("08:00-18:30 mon,tue,wed,thu,fri")
+        );
+        assert_eq!(config.privacy.max_precision, Precision::Floor);
+        assert_eq!(config.privacy.timezone_name, "Europe/Zurich");
+        // Days without hours: the whole day on those days.
+        let days = format!("{GOOD}\n[privacy]\nworking_days = [\"sat\"]\n");
+        let config = parse(&days).unwrap();
+        assert_eq!(
+            config
+                .privacy
+                .working_hours
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("00:00-24:00 sat")
+        );
+        // Hours without days: Monday to Friday.
+        let hours = format!("{GOOD}\n[privacy]\nworking_hours = \"09:00-17:00\"\n");
+        assert_eq!(
+            parse(&hours).unwrap().privacy.working_hours.map(|h| h.days),
+            Some(crate::privacy::Weekdays::MONDAY_TO_FRIDAY)
+        );
+        for (bad, key) in [
+            ("default = \"maybe\"", "privacy.default"),
+            ("max_precision = \"room\"", "privacy.max_precision"),
+            ("timezone = \"Mars/Olympus\"", "privacy.timezone"),
+            ("working_hours = \"18:00-08:00\"", "privacy.working_hours"),
+            (
+                "working_hours = \"08:00-18:00 mon\"",
+                "privacy.working_hours",
+            ),
+            ("working_days = [\"someday\"]", "privacy.working_days"),
+        ] {
+            let text = format!("{GOOD}\n[privacy]\n{bad}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+            assert!(err.starts_with("/etc/whereis.toml:"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -104,6 +104,11 @@ pub(super) struct RawPrivacy {
     pub(super) notify_target: Option<bool>,
     pub(super) admins: Option<Vec<String>>,
     pub(super) allowed_domains: Option<Spanned<Vec<String>>>,
+    pub(super) default: Option<Spanned<String>>,
+    pub(super) working_hours: Option<Spanned<String>>,
+    pub(super) working_days: Option<Spanned<Vec<String>>>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) max_precision: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

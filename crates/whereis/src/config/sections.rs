@@ -20,6 +20,7 @@ use super::raw::{
 };
 use super::*;
 use crate::directory::{DirectoryConfig, RawDirectory};
+use crate::privacy::{Consent, Hours, Precision, Weekdays};
 
 /// What every section parser needs: where errors point, where relative paths start, and how
 /// environment variables are read (tests pass their own).
@@ -610,6 +611,73 @@ pub(super) fn privacy(
         Some(days) => days.into_inner(),
         None => DEFAULT_AUDIT_RETENTION_DAYS,
     };
+    let consent = match raw.default {
+        None => Consent::OptOut,
+        Some(value) => match value.get_ref().trim().to_ascii_lowercase().as_str() {
+            "opt-out" => Consent::OptOut,
+            "opt-in" => Consent::OptIn,
+            other => {
+                return Err(r.at(
+                    value.span(),
+                    format!("privacy.default: {other:?} is neither \"opt-out\" nor \"opt-in\""),
+                ))
+            }
+        },
+    };
+    let max_precision = match raw.max_precision {
+        None => Precision::Exact,
+        Some(value) => Precision::parse(value.get_ref()).ok_or_else(|| {
+            r.at(
+                value.span(),
+                format!(
+                    "privacy.max_precision: {:?} is not \"exact\", \"floor\" or \"building\"",
+                    value.get_ref()
+                ),
+            )
+        })?,
+    };
+    let (timezone, timezone_name) = match raw.timezone {
+        None => (jiff::tz::TimeZone::UTC, "UTC".to_owned()),
+        Some(name) => {
+            let zone = jiff::tz::TimeZone::get(name.get_ref().trim()).map_err(|_| {
+                r.at(
+                    name.span(),
+                    format!(
+                        "privacy.timezone: {:?} is not a time zone (an IANA name such as \"Europe/Zurich\")",
+                        name.get_ref()
+                    ),
+                )
+            })?;
+            (zone, name.get_ref().trim().to_owned())
+        }
+    };
+    let days = match raw.working_days {
+        None => None,
+        Some(days) => Some(
+            Weekdays::parse(days.get_ref().iter().map(String::as_str))
+                .map_err(|msg| r.at(days.span(), format!("privacy.working_days: {msg}")))?,
+        ),
+    };
+    let working_hours = match (raw.working_hours, days) {
+        (None, None) => None,
+        (None, Some(days)) => Some(Hours {
+            start: 0,
+            end: 24 * 60,
+            days,
+        }),
+        (Some(window), days) => {
+            if window.get_ref().trim().contains(char::is_whitespace) {
+                return Err(r.at(
+                    window.span(),
+                    "privacy.working_hours: give the days in working_days, not here".to_owned(),
+                ));
+            }
+            Some(
+                Hours::parse(window.get_ref(), days.unwrap_or(Weekdays::MONDAY_TO_FRIDAY))
+                    .map_err(|msg| r.at(window.span(), format!("privacy.working_hours: {msg}")))?,
+            )
+        }
+    };
     // Once `[webex]`'s only, the domain rule holds on every channel; either place is read.
     let allowed_domains = match (raw.allowed_domains, webex_domains) {
         (Some(privacy), Some(_)) => {
@@ -638,6 +706,11 @@ pub(super) fn privacy(
         rate_limit_per_hour,
         audit_retention_days,
         notify_target: raw.notify_target.unwrap_or(false),
+        consent,
+        working_hours,
+        timezone,
+        timezone_name,
+        max_precision,
     })
 }
 

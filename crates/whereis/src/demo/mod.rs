@@ -68,6 +68,7 @@ pub fn write_config(
     simulator: &Simulator,
     webex: Option<&WebexDouble>,
     sign_in: &SignIn,
+    privacy: &str,
     dir: &Path,
 ) -> anyhow::Result<PathBuf> {
     let mut text = String::from(
@@ -88,21 +89,26 @@ pub fn write_config(
         // a firewall.
         write!(
             text,
-            "\n[webex]\nmode = \"websocket\"\ntoken_file = \"webex.token\"\nwebhook_secret_file = \"webhook.secret\"\napi_base = {api:?}\ndevice_url = {device:?}\nallowed_domains = [\"example.com\"]\n\n[privacy]\nadmins = [\"it@example.com\"]\n",
+            "\n[webex]\nmode = \"websocket\"\ntoken_file = \"webex.token\"\nwebhook_secret_file = \"webhook.secret\"\napi_base = {api:?}\ndevice_url = {device:?}\nallowed_domains = [\"example.com\"]\n\n[privacy]\nadmins = [\"it@example.com\"]\n{privacy}",
             api = webex.base_url(),
             device = webex.device_url(),
         )?;
     }
     // A directory of the scenario's people: full names work, and each requester's email maps to
     // their username.
-    let mut people = String::from("username,display_name,email\n");
+    let mut people = String::from("username,display_name,email,aliases,team\n");
     for person in &simulator.scenario().people {
         let _ = writeln!(
             people,
-            "{},\"{}\",{}",
+            "{},\"{}\",{},,\"{}\"",
             person.username,
             person.display_name.replace('"', "\"\""),
-            demo_email(&person.display_name)
+            demo_email(&person.display_name),
+            person
+                .team
+                .as_deref()
+                .unwrap_or_default()
+                .replace('"', "\"\"")
         );
     }
     std::fs::write(dir.join("people.csv"), people)
@@ -171,7 +177,11 @@ fn random_secret() -> anyhow::Result<String> {
 }
 
 /// Runs the demo until Ctrl-C.
-pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(listen: SocketAddr, privacy: Option<&Path>) -> anyhow::Result<()> {
+    let privacy = match privacy {
+        Some(path) => privacy_lines(path)?,
+        None => String::new(),
+    };
     if !listen.ip().is_loopback() {
         anyhow::bail!(
             "the demo's chat page lets anyone speak to the bot as anyone: it listens on a loopback \
@@ -218,7 +228,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         &sign_in.client_secret,
         &[&format!("{public_url}/auth/callback")],
     );
-    let config_path = write_config(&simulator, Some(&webex), &sign_in, dir.path())?;
+    let config_path = write_config(&simulator, Some(&webex), &sign_in, &privacy, dir.path())?;
     let config = Config::load(&config_path)?;
     let finder = Arc::new(Finder::from_config(&config).await?);
     let token = prepare_store(&finder, &simulator).await?;
@@ -278,6 +288,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         finder.privacy().store(),
         &health,
         config.lookup.max_age,
+        crate::live::OfficeHours::new(&config.privacy, Arc::clone(finder.privacy().clock())),
         &shutdown,
     );
     // The simulated Meraki networks post to this instance's receiver.
@@ -322,6 +333,25 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     simulator.shutdown().await;
     served?;
     Ok(())
+}
+
+/// The `[privacy]` settings of the file at `path` (e.g. `deploy/privacy-strict.toml`) as lines of
+/// the demo's `[privacy]` section; `admins` and `allowed_domains` stay the demo's own.
+fn privacy_lines(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+    let Some(toml::Value::Table(privacy)) = value.get("privacy") else {
+        anyhow::bail!("{} has no [privacy] section", path.display());
+    };
+    let mut lines = String::new();
+    for (key, value) in privacy {
+        if key != "admins" && key != "allowed_domains" {
+            let _ = writeln!(lines, "{key} = {value}");
+        }
+    }
+    Ok(lines)
 }
 
 /// Puts the demo's starting state in its (new) store: the scenario's opted-out people are opted

@@ -24,7 +24,9 @@ use whereis_location::live::meraki::MerakiDashboard;
 use whereis_location::wire::meraki::{parse_scanning, Observation};
 use whereis_location::wire::spaces::username_of_identity;
 use whereis_location::{Secret, Unit};
-use whereis_store::{LiveChange, LiveDevice, LiveWriter};
+use whereis_store::{LiveChange, LiveDevice};
+
+use super::GatedWriter;
 
 use crate::config::MerakiReceiver;
 use crate::health::Health;
@@ -47,7 +49,7 @@ pub struct Receiver {
     validator: Secret,
     secret_digest: [u8; 32],
     unit: Unit,
-    writer: LiveWriter,
+    writer: GatedWriter,
     /// MAC → username, from the Dashboard's client list.
     users: RwLock<HashMap<String, String>>,
     /// A post had observations without `userId` since the last client list was read.
@@ -66,7 +68,7 @@ pub struct Receiver {
 
 impl Receiver {
     /// The receiver of `name`, writing through `writer`.
-    pub fn new(name: &str, config: &MerakiReceiver, unit: Unit, writer: LiveWriter) -> Receiver {
+    pub fn new(name: &str, config: &MerakiReceiver, unit: Unit, writer: GatedWriter) -> Receiver {
         Receiver {
             name: name.to_owned(),
             network_id: config.network_id.clone(),

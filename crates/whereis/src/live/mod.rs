@@ -25,7 +25,7 @@ use whereis_location::wire::spaces::username_of_identity;
 use whereis_location::{
     Api, Device, FloorPlan, LocationSource, Probe, SourceAnswer, SourceError, Unit,
 };
-use whereis_store::{LiveBatch, LiveDevice, Store};
+use whereis_store::{LiveBatch, LiveDevice, Store, StoreError};
 
 use crate::config::{LiveKind, LiveSourceConfig, Origin};
 use crate::health::Health;
@@ -315,17 +315,83 @@ impl Running {
     }
 }
 
-/// Starts every live source's task: one shared writer (a batch per second or 5,000 changes), the
-/// Spaces consumers (each under the store's leadership), the Meraki receivers and their client
-/// polls, the health reports, and the purge of rows past `max_age`.
+/// The organisation's working hours as the live table applies them: outside them nothing that
+/// arrives is kept, and what is held is purged (read in the organisation's time zone: a stream does
+/// not say whose time zone a device is in).
+#[derive(Debug, Clone)]
+pub struct OfficeHours {
+    hours: Option<crate::privacy::Hours>,
+    timezone: jiff::tz::TimeZone,
+    clock: Arc<dyn crate::privacy::Clock>,
+}
+
+impl OfficeHours {
+    /// The working hours of `privacy` (none: always open), on `clock`.
+    pub fn new(
+        privacy: &crate::config::PrivacyConfig,
+        clock: Arc<dyn crate::privacy::Clock>,
+    ) -> OfficeHours {
+        OfficeHours {
+            hours: privacy.working_hours,
+            timezone: privacy.timezone.clone(),
+            clock,
+        }
+    }
+
+    /// Whether positions may be kept now.
+    pub fn open_now(&self) -> bool {
+        let Some(hours) = self.hours else {
+            return true;
+        };
+        crate::privacy::local_day_minute(self.clock.now_ms(), &self.timezone)
+            .is_some_and(|(day, minute)| hours.is_open(day, minute))
+    }
+}
+
+/// The live table's writer behind the working hours: outside them an upsert is dropped (counted)
+/// instead of written; removals always go through.
+#[derive(Clone)]
+pub struct GatedWriter {
+    writer: whereis_store::LiveWriter,
+    hours: Arc<OfficeHours>,
+}
+
+impl GatedWriter {
+    /// `writer` behind `hours`.
+    pub fn new(writer: whereis_store::LiveWriter, hours: Arc<OfficeHours>) -> GatedWriter {
+        GatedWriter { writer, hours }
+    }
+
+    /// Queues `change`, unless it is a position arriving outside working hours.
+    pub async fn send(&self, change: whereis_store::LiveChange) -> Result<(), StoreError> {
+        if matches!(change, whereis_store::LiveChange::Upsert(_)) && !self.hours.open_now() {
+            metrics::counter!(crate::metrics::LIVE_OUTSIDE_HOURS).increment(1);
+            return Ok(());
+        }
+        self.writer.send(change).await
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.writer.flush().await
+    }
+}
+
+/// Starts every live source's task: one shared writer (a batch per second or 5,000 changes) behind
+/// the working hours, the Spaces consumers (each under the store's leadership), the Meraki
+/// receivers and their client polls, the health reports, and the purge of rows past `max_age` (of
+/// every row, outside working hours).
 pub fn start(
     sources: &[Arc<LiveSource>],
     store: &Store,
     health: &Arc<Health>,
     max_age: Duration,
+    hours: OfficeHours,
     stop: &CancellationToken,
 ) -> Running {
-    let writer = store.live_writer(LiveBatch::default());
+    let hours = Arc::new(hours);
+    let store_writer = store.live_writer(LiveBatch::default());
+    let writer = GatedWriter::new(store_writer.clone(), Arc::clone(&hours));
     let mut receivers = meraki::Receivers::default();
     let mut streams = Vec::new();
     let mut consumers = Vec::new();
@@ -365,8 +431,8 @@ pub fn start(
         }
     }
     if !sources.is_empty() {
-        spawn_purge(store.clone(), max_age, stop.clone());
-        spawn_writer_metrics(writer, stop.clone());
+        spawn_purge(store.clone(), max_age, hours, stop.clone());
+        spawn_writer_metrics(store_writer, stop.clone());
     }
     Running {
         receivers: Arc::new(receivers),
@@ -391,8 +457,14 @@ fn spawn_writer_metrics(writer: whereis_store::LiveWriter, stop: CancellationTok
     });
 }
 
-/// Deletes rows older than `max_age` now and then every minute, until `stop`.
-pub fn spawn_purge(store: Store, max_age: Duration, stop: CancellationToken) {
+/// Deletes rows older than `max_age` (every row, outside working hours) now and then every
+/// minute, until `stop`.
+pub fn spawn_purge(
+    store: Store,
+    max_age: Duration,
+    hours: Arc<OfficeHours>,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(PURGE_INTERVAL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -402,10 +474,12 @@ pub fn spawn_purge(store: Store, max_age: Duration, stop: CancellationToken) {
                 _ = every.tick() => {}
                 () = stop.cancelled() => return,
             }
-            match store
-                .purge_live_before(now_ms().saturating_sub(max_age_ms))
-                .await
-            {
+            let before = if hours.open_now() {
+                now_ms().saturating_sub(max_age_ms)
+            } else {
+                i64::MAX
+            };
+            match store.purge_live_before(before).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "live devices past max_age purged"),
                 Err(err) => tracing::warn!(error = %err, "purging the live table failed"),

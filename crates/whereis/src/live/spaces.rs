@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use whereis_location::live::spaces::{FirehoseOptions, FirehoseStatus, SpacesClient, StreamState};
 use whereis_location::wire::spaces::{FirehoseEvent, FirehoseRecord};
 use whereis_location::{Api, Probe, SourceError, Unit};
-use whereis_store::{LiveChange, LiveDevice, LiveWriter, Store};
+use whereis_store::{LiveChange, LiveDevice, Store};
+
+use super::GatedWriter;
 
 use crate::health::Health;
 
@@ -47,7 +49,7 @@ pub fn spawn(
     name: String,
     client: Arc<SpacesClient>,
     store: Store,
-    writer: LiveWriter,
+    writer: GatedWriter,
     watch: Arc<StreamWatch>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -103,7 +105,7 @@ async fn lead_stream(
     client: &SpacesClient,
     options: &FirehoseOptions,
     store: &Store,
-    writer: &LiveWriter,
+    writer: &GatedWriter,
     status: &FirehoseStatus,
     leadership: &mut whereis_store::Leadership,
     stop: &CancellationToken,
@@ -185,7 +187,7 @@ async fn save_position(
     name: &str,
     position: &str,
     store: &Store,
-    writer: &LiveWriter,
+    writer: &GatedWriter,
     written_up_to: Option<i64>,
     saved: &mut Option<i64>,
 ) {

@@ -6,23 +6,23 @@
 //! every other channel.
 
 mod assets;
+mod me;
 mod roster;
 
 use std::sync::LazyLock;
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Entry;
-use crate::lookup::{FindError, IdentityError, SelfServiceError};
-use crate::privacy::{Channel, Refusal, Requester};
+use crate::lookup::FindError;
+use crate::privacy::{Channel, Precision, Refusal, Requester};
 use crate::report::{describe_device, DeviceReport, FindReport, Outcome};
 use crate::server::{error, identify, map_link, AppState};
 
@@ -45,9 +45,15 @@ const MAX_QUERY_CHARS: usize = 200;
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(search_page))
-        .route("/me", get(me_page))
-        .route("/me/optout", post(me_opt_out))
-        .route("/me/optin", post(me_opt_in))
+        .route("/me", get(me::me_page))
+        .route("/me/optout", post(me::me_opt_out))
+        .route("/me/optin", post(me::me_opt_in))
+        .route("/me/precision", post(me::me_precision))
+        .route("/me/hours", post(me::me_hours))
+        .route("/me/share", post(me::me_share))
+        .route("/favourites", get(me::favourites_page))
+        .route("/favourites/star", post(me::star))
+        .route("/favourites/unstar", post(me::unstar))
         .route("/buildings", get(roster::building_form))
         .route("/buildings/{name}", get(roster::roster_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), identify))
@@ -91,6 +97,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("me.html", include_str!("templates/me.html")),
         ("message.html", include_str!("templates/message.html")),
         ("roster.html", include_str!("templates/roster.html")),
+        ("favourites.html", include_str!("templates/favourites.html")),
     ] {
         if let Err(err) = env.add_template(name, source) {
             tracing::error!(template = name, error = %err, "a page template does not compile");
@@ -308,6 +315,8 @@ struct MapView {
     width: u32,
     height: u32,
     alt: String,
+    /// Whether the map shows the device (below `exact` precision it is the plan alone).
+    marked: bool,
     /// The marker's centre in percent of the width and height, for the script's zoom.
     marker_x: String,
     marker_y: String,
@@ -412,7 +421,14 @@ async fn search(state: &AppState, query: &str, requester: &Requester) -> (Status
                 ..Results::default()
             },
         ),
-        Err(err @ FindError::Refused(Refusal::OptedOut(_))) => (
+        Err(
+            err @ FindError::Refused(
+                Refusal::OptedOut(_)
+                | Refusal::NotOptedIn(_)
+                | Refusal::NotAvailable(_)
+                | Refusal::OutsideHours(_),
+            ),
+        ) => (
             StatusCode::FORBIDDEN,
             Results::message("Not available", err.to_string()),
         ),
@@ -484,6 +500,17 @@ fn found(report: &FindReport, outcome: Outcome) -> (StatusCode, Results) {
             person.username
         ));
     }
+    match report.precision {
+        Precision::Exact => {}
+        Precision::Floor => notes.push(format!(
+            "{} is shown to the floor only: the plan has no marker.",
+            person.username
+        )),
+        Precision::Building => notes.push(format!(
+            "{} is shown to the building only.",
+            person.username
+        )),
+    }
     let name = person.display_name.as_deref().unwrap_or(&person.username);
     let total = report.devices.len();
     let cards = report
@@ -516,13 +543,18 @@ fn found(report: &FindReport, outcome: Outcome) -> (StatusCode, Results) {
 fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
     let device = &entry.device;
     let text = describe_device(name, device);
+    let via = format!(", via {}", device.source);
     let (sentence, details) = match text.split_once(" — ") {
         Some((sentence, details)) => (sentence.to_owned(), details.to_owned()),
-        None => (text.clone(), String::new()),
+        // A coarsened device has no details: the sentence ends with the source, shown on its own.
+        None => (
+            text.strip_suffix(&via).unwrap_or(&text).to_owned(),
+            String::new(),
+        ),
     };
     // The details end with ", via SOURCE": the card shows the source on its own.
     let details = details
-        .strip_suffix(&format!(", via {}", device.source))
+        .strip_suffix(&via)
         .unwrap_or(details.as_str())
         .to_owned();
     let place = match (&device.building, &device.floor) {
@@ -531,12 +563,18 @@ fn card(name: &str, entry: &DeviceReport, number: usize, total: usize) -> Card {
         _ if !device.hierarchy.is_empty() => device.hierarchy.replace('>', " · "),
         _ => "Unnamed location".to_owned(),
     };
+    let marked = entry.precision == Precision::Exact;
     let map = match &entry.map {
         Some(Some(info)) => info.url.as_ref().map(|url| MapView {
             url: url.clone(),
             width: info.width,
             height: info.height,
-            alt: format!("Floor plan of {place} with the device marked"),
+            alt: if marked {
+                format!("Floor plan of {place} with the device marked")
+            } else {
+                format!("Floor plan of {place}")
+            },
+            marked,
             marker_x: percent(info.marker[0], info.width),
             marker_y: percent(info.marker[1], info.height),
         }),
@@ -607,144 +645,11 @@ async fn suggest(
     directory.suggest(query, MAX_SUGGESTIONS).await
 }
 
-/// One row of "who looked for me".
-#[derive(Serialize)]
-struct LookupRow {
-    at: String,
-    requester: String,
-    channel: String,
-    outcome: &'static str,
-}
-
-/// `GET /me`: whether the requester can be located, the switch, and who looked for them.
-async fn me_page(
-    State(state): State<AppState>,
-    Extension(requester): Extension<Requester>,
-) -> Response {
-    let requester = on_the_web(requester);
-    let (username, lookups) = match state.finder.who_looked(&requester).await {
-        Ok(found) => found,
-        Err(err) => return self_service_page(&requester, err),
-    };
-    let store = state.finder.privacy().store();
-    let opted_out = match store.is_opted_out(&username).await {
-        Ok(opted_out) => opted_out,
-        Err(err) => return self_service_page(&requester, SelfServiceError::Store(err)),
-    };
-    let csrf = match state.auth.csrf_token(&requester).await {
-        Ok(token) => token,
-        Err(err) => return self_service_page(&requester, SelfServiceError::Store(err)),
-    };
-    let rows: Vec<LookupRow> = lookups
-        .iter()
-        .map(|entry| LookupRow {
-            at: chrono::DateTime::from_timestamp(entry.at, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_else(|| entry.at.to_string()),
-            requester: entry.requester.clone(),
-            channel: entry.channel.clone(),
-            outcome: entry.outcome.as_str(),
-        })
-        .collect();
-    page(
-        StatusCode::OK,
-        "me.html",
-        minijinja::context! {
-            layout => Layout::new(Some(&requester), "me", "Your privacy — whereis".to_owned())
-                .with_sign_out(&state, &requester)
-                .await,
-            username => username,
-            opted_out => opted_out,
-            csrf => csrf,
-            lookups => rows,
-            window_days => crate::privacy::WHO_LOOKED_WINDOW_DAYS,
-        },
-    )
-}
-
-/// The page for a failed action on the requester's own record.
-fn self_service_page(requester: &Requester, err: SelfServiceError) -> Response {
-    let status = match &err {
-        SelfServiceError::Identity(IdentityError::DirectoryUnavailable(_))
-        | SelfServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        SelfServiceError::Identity(_) => StatusCode::FORBIDDEN,
-    };
-    message_page(
-        status,
-        Some(requester),
-        "Your privacy settings are unavailable",
-        sentence(&err.to_string()),
-        Some(("/", "Back to search")),
-    )
-}
-
-/// The body of the opt-out and opt-in forms.
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
-/// Checks a form's CSRF token: `None` when it is the requester's, else the refusal page (403; 503
-/// when it cannot be checked).
-async fn refuse_forgery(
-    state: &AppState,
-    requester: &Requester,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Option<Response> {
-    let token = form
-        .ok()
-        .and_then(|Form(form)| form.csrf)
-        .unwrap_or_default();
-    match state.auth.csrf_valid(requester, &token).await {
-        Ok(true) => None,
-        Ok(false) => Some(message_page(
-            StatusCode::FORBIDDEN,
-            Some(requester),
-            "Nothing was changed",
-            "This form did not come from your whereis page, or it has expired. Open your privacy page again and use the button there.".to_owned(),
-            Some(("/me", "Your privacy")),
-        )),
-        Err(err) => Some(self_service_page(requester, SelfServiceError::Store(err))),
-    }
-}
-
-/// `POST /me/optout` (with the page's CSRF token): the requester stops being locatable.
-async fn me_opt_out(
-    State(state): State<AppState>,
-    Extension(requester): Extension<Requester>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let requester = on_the_web(requester);
-    if let Some(refusal) = refuse_forgery(&state, &requester, form).await {
-        return refusal;
-    }
-    match state.finder.opt_out(&requester).await {
-        Ok(_) => Redirect::to("/me").into_response(),
-        Err(err) => self_service_page(&requester, err),
-    }
-}
-
-/// `POST /me/optin` (with the page's CSRF token): the requester is locatable again.
-async fn me_opt_in(
-    State(state): State<AppState>,
-    Extension(requester): Extension<Requester>,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let requester = on_the_web(requester);
-    if let Some(refusal) = refuse_forgery(&state, &requester, form).await {
-        return refusal;
-    }
-    match state.finder.opt_in(&requester).await {
-        Ok(_) => Redirect::to("/me").into_response(),
-        Err(err) => self_service_page(&requester, err),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn layout() -> Layout {
+    pub(super) fn layout() -> Layout {
         Layout::new(
             Some(&Requester::new("jane.doe@example.com", Channel::Web)),
             "search",
@@ -752,7 +657,7 @@ mod tests {
         )
     }
 
-    fn render(template: &str, context: minijinja::Value) -> String {
+    pub(super) fn render(template: &str, context: minijinja::Value) -> String {
         TEMPLATES
             .get_template(template)
             .and_then(|t| t.render(context))
@@ -772,15 +677,6 @@ mod tests {
         assert!(search.contains("&lt;script&gt;"), "{search}");
         assert!(!search.contains("<b>x</b>"), "{search}");
         assert!(search.contains("jane.doe@example.com"), "{search}");
-        let me = render(
-            "me.html",
-            minijinja::context! {
-                layout => layout(), username => "jdoe", opted_out => true, csrf => "t0k",
-                lookups => Vec::<LookupRow>::new(), window_days => 30,
-            },
-        );
-        assert!(me.contains("name=\"csrf\" value=\"t0k\""), "{me}");
-        assert!(me.contains("action=\"/me/optin\""), "{me}");
         let message = render(
             "message.html",
             minijinja::context! {
