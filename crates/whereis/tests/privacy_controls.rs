@@ -314,3 +314,65 @@ async fn settings_hold_across_restarts_and_instances() {
         assert_eq!(refused.to_string(), "jdoe is not available");
     }
 }
+
+/// The service's own log (at its default level, `info`) never holds a position, a MAC or an
+/// address — also when the lookups it serves are answered exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_log_holds_no_position_mac_or_address() {
+    use tokio::io::AsyncBufReadExt;
+    let office = common::Office::start().await;
+    let config = office.config(
+        "logs.toml",
+        &format!(
+            "{}\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n{}",
+            common::VARIANTS_AND_TIMEOUTS,
+            common::WEB_TEST_LOCAL
+        ),
+        &office.all_sources(),
+    );
+    let log_path = office.dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_whereis-bot"))
+        .args(["serve", "--config", path_str(&config)])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("serve says where it listens");
+        if let Some((_, url)) = line.split_once("whereis listening on") {
+            break url.trim().to_owned();
+        }
+    };
+    for query in ["jdoe", "Jane Doe", "nobody-here"] {
+        let response = reqwest::get(format!("{base}/api/v1/locate?q={query}"))
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if query == "jdoe" {
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                body.contains("00:11:22:33:44:55"),
+                "an exact answer: {body}"
+            );
+        }
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!logged.trim().is_empty(), "the service logged something");
+    for detail in ["00:11:22:33:44", "10.0.0.7", "120.5", "\"x\"", "Intel"] {
+        assert!(
+            !logged.contains(detail),
+            "the log shows {detail:?}:\n{logged}"
+        );
+    }
+}

@@ -613,3 +613,132 @@ async fn a_roster_names_the_sources_that_failed_and_rejects_odd_names() {
     let (status, _) = web.page("/buildings/B%005", BO).await;
     assert_eq!(status, 400);
 }
+
+/// The CSRF token of any form on `page`.
+fn form_token(page: &Html) -> String {
+    select(page, "form input[name=csrf]")
+        .first()
+        .and_then(|input| input.value().attr("value"))
+        .expect("a form with a token")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_privacy_page_changes_precision_hours_and_audience_and_the_roster_follows() {
+    let web = Web::start_with(ROSTER_ON, "").await;
+    let (_, me) = web.page("/me", JANE).await;
+    let token = form_token(&me);
+    // A forged form changes nothing.
+    let (status, _) = web
+        .post(
+            "/me/precision",
+            JANE,
+            &[("csrf", "forged"), ("precision", "floor")],
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Floor: the search page shows the plan without a marker, and no MAC.
+    let (status, _) = web
+        .post(
+            "/me/precision",
+            JANE,
+            &[("csrf", &token), ("precision", "floor")],
+        )
+        .await;
+    assert_eq!(status, 200, "redirected back to /me");
+    let (_, me) = web.page("/me", JANE).await;
+    assert_eq!(
+        one(&me, "[data-precision]").value().attr("data-precision"),
+        Some("floor")
+    );
+    let (_, search) = web.page("/?q=jdoe", BO).await;
+    let html = search.html();
+    assert!(!html.contains("00:11:22:33:44"), "{html}");
+    assert!(
+        select(&search, "[data-marker-x]").is_empty(),
+        "no marker position"
+    );
+    assert!(
+        select(&search, "[data-zoom]").is_empty(),
+        "nothing to zoom on"
+    );
+    assert!(html.contains("shown to the floor only"), "{html}");
+    // The roster shows her floor to Bo, and her building only once she says so.
+    let (_, roster) = web.page("/buildings/Building%205", BO).await;
+    assert!(text(one(&roster, "tr[data-person=jdoe]")).contains("Level 3"));
+    web.post(
+        "/me/precision",
+        JANE,
+        &[("csrf", &token), ("precision", "building")],
+    )
+    .await;
+    let (_, roster) = web.page("/buildings/Building%205", BO).await;
+    assert!(!text(one(&roster, "tr[data-person=jdoe]")).contains("Level 3"));
+    // Bad hours change nothing; good ones are shown.
+    let (status, page) = web
+        .post(
+            "/me/hours",
+            JANE,
+            &[("csrf", &token), ("hours", "18:00-08:00")],
+        )
+        .await;
+    assert_eq!(status, 400, "{}", page.html());
+    web.post(
+        "/me/hours",
+        JANE,
+        &[("csrf", &token), ("hours", "00:00-24:00 mon-sun")],
+    )
+    .await;
+    let (_, me) = web.page("/me", JANE).await;
+    assert!(text(one(&me, "[data-hours]")).contains("00:00-24:00"));
+    // Blocking Bo: he no longer finds her, on the search page or in the roster.
+    web.post(
+        "/me/share",
+        JANE,
+        &[("csrf", &token), ("action", "block"), ("email", BO)],
+    )
+    .await;
+    let (status, page) = web.page("/?q=jdoe", BO).await;
+    assert_eq!(status, 403);
+    assert!(
+        page.html().contains("jdoe is not available"),
+        "{}",
+        page.html()
+    );
+    let (_, roster) = web.page("/buildings/Building%205", BO).await;
+    assert!(!roster_people(&roster).contains(&"jdoe".to_owned()));
+    let (_, me) = web.page("/me", JANE).await;
+    assert!(
+        me.html().contains("never: bo.wong@example.com"),
+        "{}",
+        me.html()
+    );
+    // Favourites on the web: Bo stars her; she is simply absent while he is blocked.
+    let (_, favourites) = web.page("/favourites", BO).await;
+    let bo_token = form_token(&favourites);
+    web.post(
+        "/favourites/star",
+        BO,
+        &[("csrf", &bo_token), ("who", "jdoe")],
+    )
+    .await;
+    let (_, favourites) = web.page("/favourites", BO).await;
+    assert!(select(&favourites, "ul.favourites li").is_empty());
+    assert!(
+        favourites.html().contains("None of your 1 starred"),
+        "{}",
+        favourites.html()
+    );
+    web.post(
+        "/me/share",
+        JANE,
+        &[("csrf", &token), ("action", "unblock"), ("email", BO)],
+    )
+    .await;
+    let (_, favourites) = web.page("/favourites", BO).await;
+    let listed = text(one(&favourites, "ul.favourites li[data-username=jdoe]"));
+    assert!(
+        listed.contains("Building 5") && !listed.contains("Level 3"),
+        "{listed}"
+    );
+}

@@ -1023,3 +1023,124 @@ async fn stats_count_people_in_and_out() {
     assert!(!privacy.store().is_opted_out("c").await.expect("read"));
     assert!(format!("{privacy:?}").contains("ManualClock"));
 }
+
+/// Every combination of the rules, against what the rules say in words: the limit first, then
+/// findability, then the audience, then the hours; the precision is the coarser of both.
+#[tokio::test]
+async fn the_rules_compose() {
+    #[derive(Debug, Clone, Copy)]
+    enum Who {
+        Everyone,
+        Blocked,
+        Named,
+        TeamMember,
+        TeamOutsider,
+    }
+    let store = Store::open("sqlite::memory:").await.expect("a store");
+    let mut case = 0;
+    for consent in [Consent::OptOut, Consent::OptIn] {
+        for chosen_findable in [None, Some(true), Some(false)] {
+            for who in [
+                Who::Everyone,
+                Who::Blocked,
+                Who::Named,
+                Who::TeamMember,
+                Who::TeamOutsider,
+            ] {
+                for (hours, open) in [
+                    (None, true),
+                    (Some("08:00-18:30"), true),
+                    (Some("11:00-12:00"), false),
+                ] {
+                    for (max, own) in [
+                        (Precision::Exact, None),
+                        (Precision::Exact, Some(Precision::Floor)),
+                        (Precision::Floor, Some(Precision::Exact)),
+                        (Precision::Floor, Some(Precision::Building)),
+                    ] {
+                        case += 1;
+                        let config = PrivacyConfig {
+                            consent,
+                            working_hours: hours.map(self::hours),
+                            max_precision: max,
+                            rate_limit_per_hour: 1,
+                            ..config()
+                        };
+                        let privacy = Privacy::with_clock(
+                            store.clone(),
+                            config,
+                            Arc::new(ManualClock::at_ms(at(MONDAY_10))),
+                        );
+                        let target = format!("t{case}");
+                        let viewer = format!("v{case}@example.com");
+                        privacy
+                            .change_settings(&target, |s| {
+                                s.findable = chosen_findable;
+                                s.precision = own.map(|p| p.as_str().to_owned());
+                                match who {
+                                    Who::Everyone => {}
+                                    Who::Blocked => s.blocked = vec![viewer.clone()],
+                                    Who::Named => {
+                                        s.restricted = true;
+                                        s.shared_with = vec![viewer.clone()];
+                                    }
+                                    Who::TeamMember | Who::TeamOutsider => {
+                                        s.restricted = true;
+                                        s.share_team = true;
+                                    }
+                                }
+                            })
+                            .await
+                            .expect("saved");
+                        let team_entry = move || async move {
+                            let mut entry = entry("v", "v@example.com");
+                            entry.team = Some(
+                                if matches!(who, Who::TeamMember) {
+                                    "red"
+                                } else {
+                                    "blue"
+                                }
+                                .into(),
+                            );
+                            Some(entry)
+                        };
+                        let subject = Target {
+                            username: target.clone(),
+                            team: Some("red".into()),
+                            ..Target::default()
+                        };
+                        let requester = requester(&viewer);
+                        let got = privacy.check(&requester, &subject, team_entry).await;
+                        let findable = chosen_findable.unwrap_or(consent == Consent::OptOut);
+                        let in_audience =
+                            matches!(who, Who::Everyone | Who::Named | Who::TeamMember);
+                        let expected = if !findable {
+                            Err(if chosen_findable == Some(false) {
+                                Refusal::OptedOut(target.clone())
+                            } else {
+                                Refusal::NotOptedIn(target.clone())
+                            })
+                        } else if !in_audience {
+                            Err(Refusal::NotAvailable(target.clone()))
+                        } else if !open {
+                            Err(Refusal::OutsideHours(target.clone()))
+                        } else {
+                            Ok(own.map_or(max, |own| own.min(max)))
+                        };
+                        let why = format!(
+                            "{consent:?} {chosen_findable:?} {who:?} {hours:?} {max:?} {own:?}"
+                        );
+                        assert_eq!(got, expected, "{why}");
+                        // Whatever the outcome, it used the hour's only lookup.
+                        assert_eq!(
+                            privacy.check(&requester, &subject, team_entry).await,
+                            Err(Refusal::RateLimited(1)),
+                            "{why}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(case, 2 * 3 * 5 * 3 * 4);
+}
