@@ -376,3 +376,93 @@ async fn the_service_log_holds_no_position_mac_or_address() {
         );
     }
 }
+
+/// The same settings and favourites through the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_and_favourites_through_the_api() {
+    let chat = chat(&None, "").await;
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, who: &str, body: Option<serde_json::Value>| {
+        let mut request = client
+            .request(method, format!("{}{path}", api(&chat)))
+            .header("X-Whereis-Requester", who);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+                text,
+            )
+        }
+    };
+    let (status, mine, _) = call(reqwest::Method::GET, "/api/v1/me/settings", JANE, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&mine["username"], &mine["precision"], &mine["audience"]),
+        (&"jdoe".into(), &"exact".into(), &"everyone".into())
+    );
+    let change = serde_json::json!({"precision": "floor", "share": "block", "email": "Lee.Case@example.com"});
+    let (status, mine, text) = call(
+        reqwest::Method::POST,
+        "/api/v1/me/settings",
+        JANE,
+        Some(change),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(mine["precision"], "floor");
+    assert_eq!(mine["blocked"], serde_json::json!([LEE]));
+    let bad = serde_json::json!({"precision": "metre"});
+    let (status, _, _) = call(
+        reqwest::Method::POST,
+        "/api/v1/me/settings",
+        JANE,
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, mine, _) = call(reqwest::Method::GET, "/api/v1/me/settings", JANE, None).await;
+    assert_eq!(
+        mine["precision"], "floor",
+        "a refused change changes nothing"
+    );
+
+    for who in [ALICE, LEE] {
+        let star = serde_json::json!({"who": "Jane Doe"});
+        let (status, starred, text) =
+            call(reqwest::Method::POST, "/api/v1/favourites", who, Some(star)).await;
+        assert_eq!(
+            (status, &starred["username"]),
+            (200, &"jdoe".into()),
+            "{text}"
+        );
+    }
+    let (status, panel, text) = call(reqwest::Method::GET, "/api/v1/favourites", ALICE, None).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(panel["present"][0]["username"], "jdoe", "{text}");
+    assert_eq!(panel["present"][0]["precision"], "floor", "{text}");
+    assert!(text.contains("Building 5, Level 3"), "{text}");
+    assert_nothing_exact("the favourites API", &text);
+    let (_, panel, text) = call(reqwest::Method::GET, "/api/v1/favourites", LEE, None).await;
+    assert_eq!(panel["starred"], serde_json::json!(["jdoe"]), "{text}");
+    assert_eq!(
+        panel["present"],
+        serde_json::json!([]),
+        "blocked: simply absent"
+    );
+    let (status, removed, _) = call(
+        reqwest::Method::DELETE,
+        "/api/v1/favourites/jdoe",
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!((status, &removed["changed"]), (200, &true.into()));
+    let (_, panel, _) = call(reqwest::Method::GET, "/api/v1/favourites", ALICE, None).await;
+    assert_eq!(panel["starred"], serde_json::json!([]));
+}
