@@ -160,6 +160,21 @@ pub(super) struct SettingsForm {
     who: Option<String>,
 }
 
+/// The requester of a page form (on the web channel) and its fields, once its CSRF token is found
+/// to be the requester's; else the refusal page (403; 503 when the token cannot be checked).
+async fn checked_form(
+    state: &AppState,
+    requester: Requester,
+    form: Result<Form<SettingsForm>, FormRejection>,
+) -> Result<(Requester, SettingsForm), Response> {
+    let requester = on_the_web(requester);
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    match refuse_forgery(state, &requester, &form).await {
+        Some(refusal) => Err(refusal),
+        None => Ok((requester, form)),
+    }
+}
+
 /// Checks a form's CSRF token: `None` when it is the requester's, else the refusal page (403; 503
 /// when it cannot be checked).
 async fn refuse_forgery(
@@ -187,11 +202,10 @@ pub(super) async fn me_opt_out(
     Extension(requester): Extension<Requester>,
     form: Result<Form<SettingsForm>, FormRejection>,
 ) -> Response {
-    let requester = on_the_web(requester);
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = refuse_forgery(&state, &requester, &form).await {
-        return refusal;
-    }
+    let (requester, _) = match checked_form(&state, requester, form).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
     match state.finder.opt_out(&requester).await {
         Ok(_) => Redirect::to("/me").into_response(),
         Err(err) => self_service_page(&requester, err),
@@ -204,11 +218,10 @@ pub(super) async fn me_opt_in(
     Extension(requester): Extension<Requester>,
     form: Result<Form<SettingsForm>, FormRejection>,
 ) -> Response {
-    let requester = on_the_web(requester);
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = refuse_forgery(&state, &requester, &form).await {
-        return refusal;
-    }
+    let (requester, _) = match checked_form(&state, requester, form).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
     match state.finder.opt_in(&requester).await {
         Ok(_) => Redirect::to("/me").into_response(),
         Err(err) => self_service_page(&requester, err),
@@ -221,11 +234,10 @@ pub(super) async fn me_precision(
     Extension(requester): Extension<Requester>,
     form: Result<Form<SettingsForm>, FormRejection>,
 ) -> Response {
-    let requester = on_the_web(requester);
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = refuse_forgery(&state, &requester, &form).await {
-        return refusal;
-    }
+    let (requester, form) = match checked_form(&state, requester, form).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
     let choice = match form.precision.as_deref().map(str::trim) {
         Some("default") => None,
         Some(text) => match Precision::parse(text) {
@@ -246,11 +258,10 @@ pub(super) async fn me_hours(
     Extension(requester): Extension<Requester>,
     form: Result<Form<SettingsForm>, FormRejection>,
 ) -> Response {
-    let requester = on_the_web(requester);
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = refuse_forgery(&state, &requester, &form).await {
-        return refusal;
-    }
+    let (requester, form) = match checked_form(&state, requester, form).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
     let text = form.hours.unwrap_or_default();
     let hours = match text.trim() {
         "" => None,
@@ -276,11 +287,10 @@ pub(super) async fn me_share(
     Extension(requester): Extension<Requester>,
     form: Result<Form<SettingsForm>, FormRejection>,
 ) -> Response {
-    let requester = on_the_web(requester);
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = refuse_forgery(&state, &requester, &form).await {
-        return refusal;
-    }
+    let (requester, form) = match checked_form(&state, requester, form).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
     let email = form.email.unwrap_or_default().trim().to_lowercase();
     let with_email =
         |change: fn(String) -> ShareChange| is_email(&email).then(|| change(email.clone()));
@@ -383,11 +393,10 @@ async fn favourite(
     form: Result<Form<SettingsForm>, FormRejection>,
     add: bool,
 ) -> Response {
-    let requester = on_the_web(requester);
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = refuse_forgery(&state, &requester, &form).await {
-        return refusal;
-    }
+    let (requester, form) = match checked_form(&state, requester, form).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
     let who = form.who.unwrap_or_default();
     let who = who.trim();
     if who.is_empty() {
