@@ -52,7 +52,7 @@ impl World {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{}", dir.join("whereis.db").display()));
         let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[lookup]\n{VARIANTS_AND_TIMEOUTS}\n\n{WEB_TEST_LOCAL}\n[store]\nurl = {store:?}\n\n[maps]\ncache_dir = {:?}\n{extra}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[lookup]\n{VARIANTS_AND_TIMEOUTS}\n\n{WEB_TEST_LOCAL}\n[store]\nurl = {store:?}\n\n[maps]\ncache_dir = {:?}\n\n{POLLING_ALLOWANCE}\n{extra}\n",
             dir.join(format!("{file}.maps")).display().to_string()
         );
         for name in sources {
@@ -79,6 +79,10 @@ impl World {
         path
     }
 }
+
+/// These tests ask `/api/v1/locate` every 100 ms until a stream has delivered; each ask is a
+/// lookup under the hourly limit, and a slow machine may need more than the default 30 of them.
+const POLLING_ALLOWANCE: &str = "[privacy]\nrate_limit_per_hour = 100000\n";
 
 /// The validator and secret of the simulated Meraki network (as in `scenarios/live.toml`).
 const MERAKI_VALIDATOR: &str = "live-test-validator";
