@@ -312,6 +312,29 @@ async fn settings_hold_across_restarts_and_instances() {
             .await
             .unwrap_err();
         assert_eq!(refused.to_string(), "jdoe is not available");
+        // And another process on the same store: the command line.
+        let config = path_str(&chat.config_path);
+        let out = whereis(&[
+            "find",
+            "jdoe",
+            "--json",
+            "--config",
+            config,
+            "--requester",
+            ALICE,
+        ])
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+        assert_eq!(doc["precision"], "floor", "{store:?}: {doc:#}");
+        assert_nothing_exact("another process", &stdout);
+        let out = whereis(&["find", "jdoe", "--config", config, "--requester", LEE]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("jdoe is not available"),
+            "{store:?}: {stdout}"
+        );
     }
 }
 

@@ -10,6 +10,7 @@ use scraper::{Html, Selector};
 use tokio::net::TcpListener;
 use whereis::config::Config;
 use whereis::lookup::Finder;
+use whereis::privacy::{Clock, ManualClock, SystemClock};
 use whereis::server;
 use whereis::store::AuditFilter;
 
@@ -35,6 +36,11 @@ impl Web {
 
     /// As [`Web::start`], with `web` lines added to the `[web]` section.
     async fn start_with(web: &str, extra: &str) -> Web {
+        Web::start_at(web, extra, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Web::start_with`], with the privacy rules reading `clock`.
+    async fn start_at(web: &str, extra: &str, clock: Arc<dyn Clock>) -> Web {
         let office = Office::start().await;
         let mut people = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -56,7 +62,11 @@ impl Web {
             &office.all_sources(),
         );
         let config = Config::load(&path).expect("config loads");
-        let finder = Arc::new(Finder::from_config(&config).await.expect("finder starts"));
+        let finder = Arc::new(
+            Finder::from_config_with_clock(&config, clock)
+                .await
+                .expect("finder starts"),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -573,6 +583,77 @@ async fn the_roster_lists_a_buildings_people_leaves_out_the_opted_out_and_audits
         .collect();
     // Building 5 twice (4 then 3 people) and Block A once (2 people).
     assert_eq!(roster_rows.len(), 9, "{roster_rows:?}");
+}
+
+/// Unix milliseconds of an RFC 3339 instant.
+fn at(instant: &str) -> i64 {
+    instant
+        .parse::<jiff::Timestamp>()
+        .expect("an instant")
+        .as_millisecond()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_opt_in_and_working_hours_the_roster_lists_only_who_allows_it_now() {
+    // Wednesday 2 December 2026, 10:00 in Zurich.
+    let clock = Arc::new(ManualClock::at_ms(at("2026-12-02T10:00:00+01:00")));
+    let web = Web::start_at(
+        ROSTER_ON,
+        "[privacy]\ndefault = \"opt-in\"\nworking_hours = \"08:00-18:30\"\n\
+         working_days = [\"mon-fri\"]\ntimezone = \"Europe/Zurich\"\n",
+        Arc::clone(&clock) as Arc<dyn Clock>,
+    )
+    .await;
+    let store = web.finder.privacy().store();
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 200, "{}", page.html());
+    assert!(
+        roster_people(&page).is_empty(),
+        "nobody has opted in: {:?}",
+        roster_people(&page)
+    );
+    assert!(!page.html().contains("Jane Doe"), "{}", page.html());
+    let listed = |entries: &[whereis::store::AuditEntry]| {
+        entries
+            .iter()
+            .filter(|e| !e.target.starts_with("building:"))
+            .count()
+    };
+    let audit = store.audit(&AuditFilter::default()).await.expect("audit");
+    assert_eq!(
+        listed(&audit),
+        0,
+        "nobody listed, nobody audited: {audit:?}"
+    );
+
+    web.finder.privacy().opt_in("jdoe").await.expect("opt in");
+    web.finder.privacy().opt_in("asmith").await.expect("opt in");
+    let (_, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(roster_people(&page), ["asmith", "jdoe"]);
+
+    // 18:29 is still inside the window, 18:30 is not.
+    clock.set_ms(at("2026-12-02T18:29:00+01:00"));
+    let (_, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(roster_people(&page), ["asmith", "jdoe"]);
+    clock.set_ms(at("2026-12-02T18:30:00+01:00"));
+    let (status, page) = web.page("/buildings/Building%205", BO).await;
+    assert_eq!(status, 200);
+    assert!(
+        roster_people(&page).is_empty(),
+        "{:?}",
+        roster_people(&page)
+    );
+    // Saturday at 10:00 is outside the working days.
+    clock.set_ms(at("2026-12-05T10:00:00+01:00"));
+    let (_, page) = web.page("/buildings/Building%205", BO).await;
+    assert!(
+        roster_people(&page).is_empty(),
+        "{:?}",
+        roster_people(&page)
+    );
+    // Two views listed two people each; the rest listed nobody.
+    let audit = store.audit(&AuditFilter::default()).await.expect("audit");
+    assert_eq!(listed(&audit), 4, "{audit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -152,6 +152,7 @@ fn weekdays() {
     assert_eq!(format!("{weekend:?}"), "Weekdays(sat,sun)");
     assert!(weekend.contains(5) && weekend.contains(6) && !weekend.contains(4));
     assert!(!Weekdays::ALL.contains(7), "there is no eighth day");
+    assert!(!Weekdays::ALL.contains(8) && !Weekdays::ALL.contains(u8::MAX));
     assert!(weekend.and(Weekdays::MONDAY_TO_FRIDAY).is_empty());
     assert!(!weekend.is_empty());
     assert_eq!(
@@ -185,12 +186,14 @@ fn hours_read_as_written() {
         "what is shown reads back"
     );
     assert_eq!(hours("00:00-00:01").end, 1);
+    assert_eq!(hours("08:59-23:59").start, 539);
     for bad in [
         "18:00-08:00",
         "08:00-08:00",
         "8-9",
         "08:00",
         "08:60-09:00",
+        "07:60-09:00",
         "25:00-26:00",
         "08:00-24:01",
         "08:0-09:00",
@@ -541,6 +544,21 @@ async fn no_viewer() -> Option<Entry> {
     None
 }
 
+/// An audit row: `requester` found jdoe through chat at `at` (Unix seconds).
+fn found(at: i64, requester: &str) -> AuditEntry {
+    AuditEntry {
+        at,
+        requester: requester.into(),
+        target: "jdoe".into(),
+        channel: "chat".into(),
+        outcome: Outcome::Found,
+        sources: Vec::new(),
+        found_by: Vec::new(),
+        devices: 1,
+        precision: Some("exact".into()),
+    }
+}
+
 #[tokio::test]
 async fn the_hourly_limit_frees_a_slot_exactly_an_hour_later() {
     let (privacy, clock) = rules(PrivacyConfig {
@@ -822,28 +840,17 @@ async fn lookups_are_answered_at_the_allowed_precision_and_audited_with_it() {
 async fn who_looked_for_me_covers_exactly_thirty_days() {
     let (privacy, _) = rules(config()).await;
     let now = at(MONDAY_10) / 1000;
-    let row = |at: i64, requester: &str| AuditEntry {
-        at,
-        requester: requester.into(),
-        target: "jdoe".into(),
-        channel: "chat".into(),
-        outcome: Outcome::Found,
-        sources: Vec::new(),
-        found_by: Vec::new(),
-        devices: 1,
-        precision: Some("exact".into()),
-    };
     let store = privacy.store();
     store
-        .record(&row(now - 30 * 86_400, "edge@example.com"))
+        .record(&found(now - 30 * 86_400, "edge@example.com"))
         .await
         .expect("written");
     store
-        .record(&row(now - 30 * 86_400 - 1, "old@example.com"))
+        .record(&found(now - 30 * 86_400 - 1, "old@example.com"))
         .await
         .expect("written");
     store
-        .record(&row(now, "new@example.com"))
+        .record(&found(now, "new@example.com"))
         .await
         .expect("written");
     let who: Vec<String> = privacy
@@ -864,17 +871,7 @@ async fn the_audit_purge_removes_exactly_what_is_past_the_retention() {
     })
     .await;
     let now = at(MONDAY_10) / 1000;
-    let row = |at: i64| AuditEntry {
-        at,
-        requester: "jane@example.com".into(),
-        target: "jdoe".into(),
-        channel: "chat".into(),
-        outcome: Outcome::Found,
-        sources: Vec::new(),
-        found_by: Vec::new(),
-        devices: 1,
-        precision: None,
-    };
+    let row = |at: i64| found(at, "jane@example.com");
     privacy
         .store()
         .record(&row(now - 10 * 86_400))
@@ -1143,4 +1140,101 @@ async fn the_rules_compose() {
         }
     }
     assert_eq!(case, 2 * 3 * 5 * 3 * 4);
+}
+
+#[tokio::test]
+async fn the_purge_forgets_webhook_ids_after_a_day_and_sign_ins_after_their_lifetime() {
+    let (privacy, clock) = rules(config()).await;
+    let store = privacy.store();
+    let now = clock.now();
+    let day = 86_400;
+    let lifetime = i64::try_from(crate::oidc::LOGIN_LIFETIME.as_secs()).expect("seconds");
+    for (id, received) in [("past", now - day - 1), ("edge", now - day)] {
+        assert_eq!(store.first_delivery(id, received).await, Ok(true));
+    }
+    let login = |state: &str| crate::store::PendingLogin {
+        state: state.into(),
+        nonce: "nonce".into(),
+        verifier: "verifier".into(),
+        return_to: "/".into(),
+    };
+    for (state, started) in [("past", now - lifetime - 1), ("edge", now - lifetime)] {
+        store
+            .save_login(&login(state), started)
+            .await
+            .expect("saved");
+    }
+    privacy.purge().await.expect("purged");
+    // A webhook delivered again more than a day later counts as new; within the day, as a repeat.
+    assert_eq!(store.first_delivery("past", now).await, Ok(true));
+    assert_eq!(store.first_delivery("edge", now).await, Ok(false));
+    // Taken with no lower bound, so only the purge can have removed a sign-in.
+    let kept = |state: &'static str| async move {
+        store.take_login(state, i64::MIN).await.map(|l| l.is_some())
+    };
+    assert_eq!(kept("past").await, Ok(false));
+    assert_eq!(kept("edge").await, Ok(true));
+}
+
+#[test]
+fn store_failures_are_counted_by_kind() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        store_error(&StoreError::Unavailable("down".into()));
+        store_error(&StoreError::Query("bad".into()));
+        store_error(&StoreError::Query("bad".into()));
+        let refusal = unavailable(&StoreError::Migration("old".into()));
+        assert_eq!(
+            refusal.to_string(),
+            "whereis cannot check its privacy rules right now (store migration failed: old); \
+             no lookup was made"
+        );
+    });
+    let text = handle.render();
+    let counted = |kind: &str| format!("{}{{kind=\"{kind}\"}}", crate::metrics::STORE_ERRORS);
+    assert!(
+        text.contains(&format!("{} 1", counted("unavailable"))),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{} 2", counted("query"))), "{text}");
+    assert!(
+        text.contains(&format!("{} 1", counted("migration"))),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_rules_show_their_store_and_clock_when_debugged() {
+    let (privacy, _) = rules(config()).await;
+    let shown = format!("{privacy:?}");
+    assert!(shown.starts_with("Privacy {"), "{shown}");
+    assert!(shown.contains("ManualClock"), "{shown}");
+}
+
+#[tokio::test]
+async fn the_purge_task_applies_the_retention_at_once_and_stops_when_told() {
+    let (privacy, _) = rules(PrivacyConfig {
+        audit_retention_days: 1,
+        ..config()
+    })
+    .await;
+    let privacy = Arc::new(privacy);
+    let old = found(privacy.clock().now() - 2 * 86_400, "jane@example.com");
+    privacy.store().record(&old).await.expect("written");
+    let stop = CancellationToken::new();
+    Arc::clone(&privacy).spawn_purge(stop.clone());
+    let purged = async {
+        loop {
+            let left = privacy.store().audit(&AuditFilter::default()).await;
+            if left.as_ref().is_ok_and(Vec::is_empty) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), purged)
+        .await
+        .expect("the row past the retention is purged when the task starts");
+    stop.cancel();
 }
