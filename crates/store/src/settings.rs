@@ -97,49 +97,10 @@ impl Store {
         &self,
         username: &str,
         now: i64,
-        mut change: impl FnMut(&mut PersonSettings) -> T,
+        change: impl FnMut(&mut PersonSettings) -> T,
     ) -> Result<T, StoreError> {
-        let what = "saving privacy choices";
-        for _ in 0..MAX_ATTEMPTS {
-            let current = self.settings_row(username).await?;
-            let before = current.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
-            let mut next = before.clone();
-            let answer = change(&mut next);
-            if next == before {
-                return Ok(answer);
-            }
-            let mut args = vec![
-                Arg::Text(username.to_owned()),
-                Arg::OptInt(next.findable.map(i64::from)),
-                Arg::OptText(next.precision.clone()),
-                Arg::OptText(next.hours.clone()),
-                Arg::Int(i64::from(next.restricted)),
-                Arg::Int(i64::from(next.share_team)),
-                Arg::Text(encode_list(&next.shared_with)),
-                Arg::Text(encode_list(&next.blocked)),
-                Arg::Int(now),
-            ];
-            let sql = match &current {
-                None => {
-                    "INSERT INTO privacy_settings (username, findable, precision, hours, \
-                     restricted, share_team, shared_with, blocked, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (username) DO NOTHING"
-                }
-                Some((_, version)) => {
-                    args.push(Arg::Int(*version));
-                    "UPDATE privacy_settings SET findable = $2, precision = $3, hours = $4, \
-                     restricted = $5, share_team = $6, shared_with = $7, blocked = $8, \
-                     updated_at = $9, version = version + 1 \
-                     WHERE username = $1 AND version = $10"
-                }
-            };
-            if self.execute(sql, &args, what).await? == 1 {
-                return Ok(answer);
-            }
-        }
-        Err(StoreError::Query(format!(
-            "{what}: changed by others {MAX_ATTEMPTS} times in a row; try again"
-        )))
+        self.compare_and_swap::<PersonSettingsRow, T>(username, now, change)
+            .await
     }
 
     /// Sets whether `username` may be located (`None`: as the organisation's default says).
@@ -196,39 +157,44 @@ impl Store {
         &self,
         requester: &str,
         now: i64,
-        mut change: impl FnMut(&mut Vec<String>) -> T,
+        change: impl FnMut(&mut Vec<String>) -> T,
     ) -> Result<T, StoreError> {
-        let what = "saving favourites";
+        self.compare_and_swap::<FavouritesRow, T>(requester, now, change)
+            .await
+    }
+
+    /// Applies `change` to the row `key` of `R` under a compare-and-swap on its version: read,
+    /// change in memory, insert (when absent) or update (when the version is still the one read);
+    /// when another writer came first, again on what they wrote.
+    async fn compare_and_swap<R: VersionedRow, T>(
+        &self,
+        key: &str,
+        now: i64,
+        mut change: impl FnMut(&mut R::Value) -> T,
+    ) -> Result<T, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.favourites_row(requester).await?;
-            let before = current.as_ref().map(|(l, _)| l.clone()).unwrap_or_default();
+            let current = R::read(self, key).await?;
+            let before = current.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
             let mut next = before.clone();
             let answer = change(&mut next);
             if next == before {
                 return Ok(answer);
             }
-            let mut args = vec![
-                Arg::Text(requester.to_owned()),
-                Arg::Text(encode_list(&next)),
-                Arg::Int(now),
-            ];
+            let mut args = R::args(key, &next, now);
             let sql = match &current {
-                None => {
-                    "INSERT INTO favourites (requester, usernames, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (requester) DO NOTHING"
-                }
+                None => R::INSERT,
                 Some((_, version)) => {
                     args.push(Arg::Int(*version));
-                    "UPDATE favourites SET usernames = $2, updated_at = $3, version = version + 1 \
-                     WHERE requester = $1 AND version = $4"
+                    R::UPDATE
                 }
             };
-            if self.execute(sql, &args, what).await? == 1 {
+            if self.execute(sql, &args, R::WHAT).await? == 1 {
                 return Ok(answer);
             }
         }
         Err(StoreError::Query(format!(
-            "{what}: changed by others {MAX_ATTEMPTS} times in a row; try again"
+            "{}: changed by others {MAX_ATTEMPTS} times in a row; try again",
+            R::WHAT
         )))
     }
 
@@ -329,5 +295,77 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// A row changed only by [`Store::compare_and_swap`]: its value, how it is read with its version,
+/// and the statements that write it (the update's last parameter is the version read).
+trait VersionedRow {
+    type Value: Clone + Default + PartialEq;
+    /// What a failure says it was doing.
+    const WHAT: &'static str;
+    /// Inserts the row unless another writer inserted it first.
+    const INSERT: &'static str;
+    /// Updates the row if its version is still the one read, and bumps the version.
+    const UPDATE: &'static str;
+
+    async fn read(store: &Store, key: &str) -> Result<Option<(Self::Value, i64)>, StoreError>;
+
+    fn args(key: &str, value: &Self::Value, now: i64) -> Vec<Arg>;
+}
+
+/// `privacy_settings`: one person's choices.
+struct PersonSettingsRow;
+
+impl VersionedRow for PersonSettingsRow {
+    type Value = PersonSettings;
+    const WHAT: &'static str = "saving privacy choices";
+    const INSERT: &'static str = "INSERT INTO privacy_settings (username, findable, precision, \
+        hours, restricted, share_team, shared_with, blocked, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (username) DO NOTHING";
+    const UPDATE: &'static str = "UPDATE privacy_settings SET findable = $2, precision = $3, \
+        hours = $4, restricted = $5, share_team = $6, shared_with = $7, blocked = $8, \
+        updated_at = $9, version = version + 1 WHERE username = $1 AND version = $10";
+
+    async fn read(store: &Store, key: &str) -> Result<Option<(PersonSettings, i64)>, StoreError> {
+        store.settings_row(key).await
+    }
+
+    fn args(key: &str, value: &PersonSettings, now: i64) -> Vec<Arg> {
+        vec![
+            Arg::Text(key.to_owned()),
+            Arg::OptInt(value.findable.map(i64::from)),
+            Arg::OptText(value.precision.clone()),
+            Arg::OptText(value.hours.clone()),
+            Arg::Int(i64::from(value.restricted)),
+            Arg::Int(i64::from(value.share_team)),
+            Arg::Text(encode_list(&value.shared_with)),
+            Arg::Text(encode_list(&value.blocked)),
+            Arg::Int(now),
+        ]
+    }
+}
+
+/// `favourites`: the colleagues one requester starred.
+struct FavouritesRow;
+
+impl VersionedRow for FavouritesRow {
+    type Value = Vec<String>;
+    const WHAT: &'static str = "saving favourites";
+    const INSERT: &'static str = "INSERT INTO favourites (requester, usernames, updated_at) \
+        VALUES ($1, $2, $3) ON CONFLICT (requester) DO NOTHING";
+    const UPDATE: &'static str = "UPDATE favourites SET usernames = $2, updated_at = $3, \
+        version = version + 1 WHERE requester = $1 AND version = $4";
+
+    async fn read(store: &Store, key: &str) -> Result<Option<(Vec<String>, i64)>, StoreError> {
+        store.favourites_row(key).await
+    }
+
+    fn args(key: &str, value: &Vec<String>, now: i64) -> Vec<Arg> {
+        vec![
+            Arg::Text(key.to_owned()),
+            Arg::Text(encode_list(value)),
+            Arg::Int(now),
+        ]
     }
 }

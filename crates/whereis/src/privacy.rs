@@ -281,7 +281,8 @@ impl Weekdays {
 
     /// Whether the set holds `day` (0 = Monday … 6 = Sunday).
     pub fn contains(self, day: u8) -> bool {
-        day < 7 && self.0 & (1 << day) != 0
+        1u8.checked_shl(u32::from(day))
+            .is_some_and(|bit| self.0 & bit != 0)
     }
 
     /// The days in both sets.
@@ -416,11 +417,15 @@ fn clock_minutes(text: &str) -> Result<u16, String> {
     let text = text.trim();
     let bad = || format!("{text:?} is not a time of day such as 08:30");
     let (hours, minutes) = text.split_once(':').ok_or_else(bad)?;
-    if hours.is_empty() || hours.len() > 2 || minutes.len() != 2 {
-        return Err(bad());
-    }
-    let hours: u16 = hours.parse().map_err(|_| bad())?;
-    let minutes: u16 = minutes.parse().map_err(|_| bad())?;
+    // Digits only (`parse` would also take a sign), one or two for the hour, two for the minutes.
+    let number = |digits: &str, widths: std::ops::RangeInclusive<usize>| {
+        if widths.contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            digits.parse::<u16>().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    let (hours, minutes) = (number(hours, 1..=2)?, number(minutes, 2..=2)?);
     if minutes > 59 || hours > 24 || (hours == 24 && minutes > 0) {
         return Err(bad());
     }
@@ -699,9 +704,11 @@ impl Privacy {
         hours: Option<Hours>,
     ) -> Result<Option<Hours>, StoreError> {
         let settings = self
-            .change_settings(username, |s| s.hours = hours.map(|h| h.to_string()))
-            .await
-            .and(self.settings(username).await)?;
+            .change_settings(username, |s| {
+                s.hours = hours.map(|h| h.to_string());
+                s.clone()
+            })
+            .await?;
         Ok(window(&self.config, &settings))
     }
 

@@ -3,6 +3,8 @@
 //! colleagues. Every action acts on the requester's own username ([`Finder::own_username`]), so
 //! nobody can change someone else's settings; favourites belong to the requester's email.
 
+use futures::StreamExt;
+
 use crate::lookup::{FindError, Finder, SelfServiceError};
 use crate::privacy::{
     precision, window, Change, Channel, Consent, Hours, Precision, Refusal, Requester,
@@ -129,6 +131,9 @@ pub struct Favourite {
     /// That precision.
     pub precision: Precision,
 }
+
+/// How many starred colleagues the favourites panel looks up at once.
+const FAVOURITES_AT_ONCE: usize = 6;
 
 /// The favourites panel: who of the starred colleagues is in.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -273,8 +278,19 @@ impl Finder {
             starred: starred.clone(),
             ..Favourites::default()
         };
-        for username in starred {
-            match self.find(&username, &requester).await {
+        // A few at a time, so a panel of many is not as slow as their sum; in the order starred.
+        // Once the hourly limit runs out, no further lookup is started.
+        let mut names = starred.iter();
+        let mut running = futures::stream::FuturesOrdered::new();
+        loop {
+            while !panel.rate_limited && running.len() < FAVOURITES_AT_ONCE {
+                let Some(username) = names.next() else { break };
+                running.push_back(self.find(username, &requester));
+            }
+            let Some(result) = running.next().await else {
+                break;
+            };
+            match result {
                 Ok(report) if !report.devices.is_empty() => {
                     let mut places: Vec<String> = report
                         .devices
@@ -289,10 +305,7 @@ impl Finder {
                         precision: report.precision,
                     });
                 }
-                Err(FindError::Refused(Refusal::RateLimited(_))) => {
-                    panel.rate_limited = true;
-                    break;
-                }
+                Err(FindError::Refused(Refusal::RateLimited(_))) => panel.rate_limited = true,
                 Err(FindError::Refused(err @ Refusal::StoreUnavailable(_))) => {
                     return Err(FindError::Refused(err));
                 }

@@ -23,33 +23,13 @@ lroe,Lee Roe,lee.roe@example.com,\n";
 
 const ALICE: &str = "alice@example.com";
 
-/// The stores to run each scenario on: SQLite in the test's directory (`None`), and a fresh
-/// PostgreSQL database, dropped at the end, when there is a server (`common::services`).
-async fn stores() -> Vec<Option<PgDatabase>> {
-    let mut stores = vec![None];
-    if let Some(db) = services::fresh_postgres().await {
-        stores.push(Some(db));
-    }
-    stores
-}
-
 async fn chat(store: &Option<PgDatabase>, privacy: &str) -> Chat {
-    let mut sections = "[directory]\nkind = \"file\"\npath = \"people.csv\"\n".to_owned();
-    if let Some(db) = store {
-        sections.push_str(&format!("\n[store]\nurl = {:?}\n", db.url));
-    }
-    // The directory file must exist before the configuration is loaded.
-    let options = ChatOptions {
-        privacy: privacy.to_owned(),
-        sections,
-        ..ChatOptions::default()
-    };
-    Chat::start_with_files(options, &[("people.csv", PEOPLE)]).await
+    Chat::with_directory(store, privacy, PEOPLE).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_name_then_opt_out_then_audit() {
-    for store in stores().await {
+    for store in services::stores().await {
         let chat = chat(&store, "").await;
         let alice = chat.webex.direct_room(ALICE);
         chat.say(&alice, ALICE, "whereis Jane Doe").await;
@@ -143,7 +123,7 @@ async fn full_name_then_opt_out_then_audit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_matches_are_offered_and_a_number_picks_one() {
-    for store in stores().await {
+    for store in services::stores().await {
         let chat = chat(&store, "").await;
         let alice = chat.webex.direct_room(ALICE);
         chat.say(&alice, ALICE, "whereis Lee").await;
@@ -166,7 +146,7 @@ async fn two_matches_are_offered_and_a_number_picks_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limit_refuses_politely_and_is_audited() {
-    for store in stores().await {
+    for store in services::stores().await {
         let chat = chat(&store, "rate_limit_per_hour = 2").await;
         let alice = chat.webex.direct_room(ALICE);
         for (i, _) in (0..2).enumerate() {
@@ -357,7 +337,7 @@ async fn outcomes(finder: &Finder, requester: &str) -> Vec<Outcome> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_lookups_run_exactly_the_limit() {
-    for store in stores().await {
+    for store in services::stores().await {
         // One instance, then two sharing the store (and so the limit).
         for instances in [1, 2] {
             let office = Office::start().await;
@@ -410,7 +390,7 @@ async fn fifty_concurrent_lookups_run_exactly_the_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_lookups_and_opted_out_targets_use_the_allowance() {
-    for store in stores().await {
+    for store in services::stores().await {
         let office = Office::start().await;
         let finder = &limited_finders(&office, &store, 2, 1).await[0];
         let mse = office.sim.server("mse-1").expect("mse-1");

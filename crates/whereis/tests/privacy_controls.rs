@@ -32,25 +32,8 @@ const EXACT_ONLY: [&str; 6] = [
     "\"marker\"",
 ];
 
-async fn stores() -> Vec<Option<PgDatabase>> {
-    let mut stores = vec![None];
-    if let Some(db) = services::fresh_postgres().await {
-        stores.push(Some(db));
-    }
-    stores
-}
-
 async fn chat(store: &Option<PgDatabase>, privacy: &str) -> Chat {
-    let mut sections = "[directory]\nkind = \"file\"\npath = \"people.csv\"\n".to_owned();
-    if let Some(db) = store {
-        sections.push_str(&format!("\n[store]\nurl = {:?}\n", db.url));
-    }
-    let options = ChatOptions {
-        privacy: privacy.to_owned(),
-        sections,
-        ..ChatOptions::default()
-    };
-    Chat::start_with_files(options, &[("people.csv", PEOPLE)]).await
+    Chat::with_directory(store, privacy, PEOPLE).await
 }
 
 /// `email` says `text` in their direct room; the bot's reply (the `expect` posts it makes).
@@ -97,7 +80,7 @@ fn has_marker(png: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn opt_in_floor_precision_and_the_team_rule_on_every_channel() {
-    for store in stores().await {
+    for store in services::stores().await {
         let chat = chat(&store, "default = \"opt-in\"\nmax_precision = \"floor\"").await;
 
         // Nobody is findable until they opt in.
@@ -294,7 +277,7 @@ async fn outside_working_hours_nobody_is_located_on_any_channel() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn settings_hold_across_restarts_and_instances() {
-    for store in stores().await {
+    for store in services::stores().await {
         let chat = chat(&store, "").await;
         ask(&chat, JANE, "precision floor", 1).await;
         ask(&chat, JANE, "block lee.case@example.com", 1).await;

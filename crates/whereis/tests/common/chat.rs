@@ -63,6 +63,25 @@ impl Chat {
         Chat::start_with_files(options, &[]).await
     }
 
+    /// The chat set-up with `people` as its directory (`people.csv`), `privacy` lines, and its
+    /// store on `postgres` when given (else SQLite in its directory).
+    pub async fn with_directory(
+        postgres: &Option<super::services::PgDatabase>,
+        privacy: &str,
+        people: &str,
+    ) -> Chat {
+        let mut sections = "[directory]\nkind = \"file\"\npath = \"people.csv\"\n".to_owned();
+        if let Some(db) = postgres {
+            sections.push_str(&format!("\n[store]\nurl = {:?}\n", db.url));
+        }
+        let options = ChatOptions {
+            privacy: privacy.to_owned(),
+            sections,
+            ..ChatOptions::default()
+        };
+        Chat::start_with_files(options, &[("people.csv", people)]).await
+    }
+
     /// With `options`, and `files` (name, content) written beside the configuration first.
     pub async fn start_with_files(options: ChatOptions, files: &[(&str, &str)]) -> Chat {
         let office = Office::start().await;

@@ -64,6 +64,16 @@ impl std::fmt::Debug for PgDatabase {
     }
 }
 
+/// The stores to run a scenario on: SQLite in the test's directory (`None`), and a fresh
+/// PostgreSQL database, dropped at the end, when there is a server.
+pub async fn stores() -> Vec<Option<PgDatabase>> {
+    let mut stores = vec![None];
+    if let Some(db) = fresh_postgres().await {
+        stores.push(Some(db));
+    }
+    stores
+}
+
 /// A fresh, empty database on the test server, or `None` when there is no server outside CI.
 pub async fn fresh_postgres() -> Option<PgDatabase> {
     let admin_url = postgres_url()?;
