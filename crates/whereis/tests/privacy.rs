@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::chat::{text, Chat, ChatOptions, JANE};
+use common::chat::{text, Chat, JANE};
 use common::services::{self, PgDatabase};
 use common::{path_str, whereis, Office};
 use whereis::lookup::{FindError, Finder};

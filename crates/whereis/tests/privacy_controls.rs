@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::chat::{text, Chat, ChatOptions, JANE};
+use common::chat::{text, Chat, JANE};
 use common::services::{self, PgDatabase};
 use common::{path_str, whereis};
 use whereis::privacy::{Channel, Precision, Requester};
