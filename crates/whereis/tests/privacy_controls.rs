@@ -472,3 +472,37 @@ async fn settings_and_favourites_through_the_api() {
     let (_, panel, _) = call(reqwest::Method::GET, "/api/v1/favourites", ALICE, None).await;
     assert_eq!(panel["starred"], serde_json::json!([]));
 }
+
+/// Favourites are looked up together, each under the hourly limit: once it runs out the panel
+/// says so, lists whom it could look up, and the audit shows the refused lookup.
+#[tokio::test(flavor = "multi_thread")]
+async fn favourites_stop_at_the_hourly_limit_and_say_so() {
+    let chat = chat(&None, "rate_limit_per_hour = 2").await;
+    let config = whereis::config::Config::load(&chat.config_path).unwrap();
+    let finder = whereis::lookup::Finder::from_config(&config).await.unwrap();
+    let alice = Requester::new(ALICE, Channel::Web);
+    for who in ["jdoe", "asmith", "lcase"] {
+        finder.privacy().star(&alice, who).await.unwrap();
+    }
+    let panel = finder.favourites(&alice).await.unwrap();
+    assert_eq!(panel.starred, ["jdoe", "asmith", "lcase"]);
+    assert!(panel.rate_limited, "{panel:?}");
+    assert_eq!(panel.present.len(), 2, "{panel:?}");
+    let audit = finder
+        .privacy()
+        .store()
+        .audit(&whereis::store::AuditFilter::default())
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.channel == "favourites")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "rate limited").count(),
+        1,
+        "{outcomes:?}"
+    );
+}
