@@ -1240,3 +1240,14 @@ async fn the_purge_task_applies_the_retention_at_once_and_stops_when_told() {
         .expect("the row past the retention is purged when the task starts");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn the_rules_keep_the_configuration_they_were_given() {
+    let (privacy, _) = rules(PrivacyConfig {
+        rate_limit_per_hour: 7,
+        ..office_hours()
+    })
+    .await;
+    assert_eq!(privacy.config().rate_limit_per_hour, 7);
+    assert_eq!(privacy.config().working_hours, office_hours().working_hours);
+}
